@@ -1,0 +1,59 @@
+# outbox - a sendmail-compatible mail submission program.
+# make | make check | make install [PREFIX=/usr/local] [DESTDIR=] | make demo
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PYTHON  ?= /usr/bin/python3
+
+PKGS    := libcurl openssl inih
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -I.
+CFLAGS  += $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS))
+
+# Debian's libinih exposes its limits as globals; outbox raises the line
+# limit and turns continuation lines off where it can (conf/conf.c).
+INI_H   := $(shell pkg-config --variable=includedir inih 2>/dev/null)/ini.h
+ifneq ($(shell grep -s ini_max_line $(INI_H)),)
+CFLAGS  += -DHAVE_INI_GLOBALS
+endif
+
+BUILD   := build
+LIBSRC  := $(wildcard util/*.c conf/*.c message/*.c queue/*.c relay/*.c)
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o)
+UNITSRC := $(wildcard tests/unit/*.c)
+UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
+
+all: sendmail
+
+sendmail: $(BUILD)/sendmail.o $(LIBOBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/unit: $(UNITOBJ) $(LIBOBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+check: sendmail $(BUILD)/unit
+	$(BUILD)/unit
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+install: sendmail
+	install -C -D -m 0755 sendmail $(DESTDIR)$(PREFIX)/sbin/sendmail
+	for l in mailq newaliases; do \
+	  [ -L $(DESTDIR)$(PREFIX)/sbin/$$l ] || \
+	    ln -s sendmail $(DESTDIR)$(PREFIX)/sbin/$$l; done
+	install -C -D -m 0644 docs/outbox.8 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8/outbox.8
+
+demo: sendmail
+	@tests/demo.sh
+
+clean:
+	rm -rf $(BUILD) sendmail
+
+.PHONY: all check install demo clean

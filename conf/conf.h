@@ -1,0 +1,76 @@
+/*
+ * NAME
+ *	conf - the configuration file, loaded once and read-only after
+ * SYNOPSIS
+ *	#include "conf/conf.h"
+ *
+ *	const struct conf *conf_load(const char *cli_path);
+ * DESCRIPTION
+ *	conf_load() finds the file (first found wins: -C FILE,
+ *	$OUTBOX_CONFIG, ${XDG_CONFIG_HOME:-$HOME/.config}/outbox/outbox.conf,
+ *	/etc/outbox.conf), parses it strictly with libinih and returns a
+ *	configuration that nobody changes afterwards. No file at all is a
+ *	valid configuration without a relay: mail is queued and kept.
+ *
+ *	conf_password() fetches the relay password from whichever source
+ *	is configured, at the moment it is needed; the caller wipes and
+ *	frees it.
+ * DIAGNOSTICS
+ *	Every error is "file:line: what is wrong" and ends the program
+ *	with EX_CONFIG (78), except conf_password(), which reports through
+ *	its err argument so that a delivery attempt can defer the mail.
+ */
+#ifndef OUTBOX_CONF_H
+#define OUTBOX_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum conf_tls {
+	CONF_TLS_STARTTLS,	/* plain connect, STARTTLS required */
+	CONF_TLS_IMPLICIT,	/* TLS from the first byte (port 465) */
+	CONF_TLS_NONE,		/* loopback relays only */
+};
+
+struct conf_alias {
+	char *name;		/* local name, lower case */
+	char *addrs;		/* comma-separated address list */
+};
+
+struct conf_relay {
+	char *host;		/* NULL: no relay, mail stays queued */
+	unsigned port;		/* 0 until defaulted from tls */
+	enum conf_tls tls;
+	char *ca_file;		/* NULL: system trust store */
+	char *user;		/* NULL: no AUTH */
+	char *password;		/* at most one of the three sources */
+	char *password_file;
+	char *password_command;
+	char *helo;		/* EHLO name; NULL: the host's FQDN */
+	long connect_timeout;	/* seconds: TCP, TLS and AUTH together */
+	long timeout;		/* seconds per reply */
+	long data_timeout;	/* seconds for the reply after the dot */
+};
+
+struct conf {
+	char *path;		/* the file read, NULL if none was found */
+	struct conf_relay relay;
+	struct {
+		char *from;	/* default envelope sender and From: */
+		char *domain;	/* qualifies bare names; NULL: FQDN */
+	} mail;
+	struct conf_alias *aliases;
+	size_t naliases;
+	struct {
+		char *dir;	/* NULL: the per-user spool */
+		long max_age;	/* seconds */
+	} queue;
+};
+
+const struct conf *conf_load(const char *cli_path);
+const char *conf_domain(const struct conf *);
+const char *conf_alias(const struct conf *, const char *name);
+char *conf_password(const struct conf *, char *err, size_t errlen);
+bool conf_host_is_loopback(const char *host);
+
+#endif

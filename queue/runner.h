@@ -1,0 +1,27 @@
+/*
+ * NAME
+ *	runner - deliver queued messages through the relay
+ * SYNOPSIS
+ *	#include "queue/runner.h"
+ * DESCRIPTION
+ *	runner_deliver_new() makes the one immediate attempt that follows a
+ *	submission and turns its outcome into the submission's exit status:
+ *	0 when delivered or safely deferred, EX_UNAVAILABLE (69) when every
+ *	recipient was permanently refused (the message is kept, failed).
+ *
+ *	runner_flush() tries every queued message (or the one named) over
+ *	one connection, reconnecting when the relay drops it; messages that
+ *	another process holds are skipped, so concurrent flushes never send
+ *	a message twice.
+ */
+#ifndef OUTBOX_RUNNER_H
+#define OUTBOX_RUNNER_H
+
+#include "conf/conf.h"
+#include "queue/spool.h"
+
+int runner_deliver_new(const struct conf *, struct spool *,
+		       struct spool_msg *);
+int runner_flush(const struct conf *, struct spool *, const char *only_id);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * NAME
+ *	spool - the durable per-user queue on disk
+ * SYNOPSIS
+ *	#include "queue/spool.h"
+ * DESCRIPTION
+ *	The spool is a directory owned by the calling user, mode 0700, with
+ *	two subdirectories: tmp/ (files being written) and q/ (committed
+ *	messages). docs/spool.md is the state machine: which files exist in
+ *	each state and how every crash leftover is recovered. In short:
+ *
+ *	  q/ID     the queue file: envelope header, blank line, the message
+ *	           in CRLF form. Written once in tmp/, fsync'd, renamed into
+ *	           q/ and the directory fsync'd: that rename is the commit.
+ *	           Never modified afterwards; its flock is the message lock.
+ *	  q/ID.st  per-recipient delivery state, replaced atomically.
+ *
+ *	All access goes through directory descriptors opened without
+ *	following symlinks, so nothing can be redirected outside the spool.
+ * DIAGNOSTICS
+ *	Functions that create or commit die with EX_CANTCREAT (73) or
+ *	EX_IOERR (74) and leave no partial file; the rest return -1 with a
+ *	message in the caller's err buffer.
+ */
+#ifndef OUTBOX_SPOOL_H
+#define OUTBOX_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "util/strlist.h"
+
+#define SPOOL_ID_MAX 32
+
+struct spool {
+	char *path;	/* for messages only */
+	int dirfd;	/* the spool directory */
+	int qfd;	/* q/ */
+	int tmpfd;	/* tmp/ */
+};
+
+/* recipient states */
+#define RCPT_PENDING	'p'	/* not yet accepted; retried */
+#define RCPT_DONE	'd'	/* accepted by the relay; never sent again */
+#define RCPT_FAILED	'f'	/* permanently rejected */
+
+struct spool_rcpt {
+	char *addr;
+	char state;
+	char *reply;	/* last reply or error, NULL if none */
+};
+
+struct spool_msg {
+	char id[SPOOL_ID_MAX];
+	int fd;		/* queue file, flocked while we hold it */
+	char *sender;	/* "" is the null sender */
+	time_t arrival;
+	off_t data_off;	/* where the message starts in the file */
+	off_t data_len;
+	struct spool_rcpt *rcpts;
+	size_t nrcpts;
+	/* delivery state */
+	unsigned attempts;
+	time_t last_try;
+	char *error;	/* last message-level error, NULL if none */
+};
+
+struct spool_writer {
+	struct spool *spool;
+	char id[SPOOL_ID_MAX];
+	int fd;
+	off_t size_off;	/* where the size field is */
+	off_t data_off;
+	off_t data_len;
+	char buf[65536];
+	size_t used;
+};
+
+enum spool_open_mode { SPOOL_CREATE, SPOOL_EXISTING };
+
+int spool_open(const struct conf *, struct spool *, enum spool_open_mode);
+void spool_close(struct spool *);
+
+void spool_create(struct spool *, struct spool_writer *);
+void spool_put_envelope(struct spool_writer *, const char *sender,
+			const struct strlist *rcpts);
+void spool_write(struct spool_writer *, const void *, size_t);
+void spool_commit(struct spool_writer *, struct spool_msg *);
+void spool_abort(struct spool_writer *);
+
+enum spool_lock { SPOOL_LOCKED, SPOOL_BUSY, SPOOL_GONE, SPOOL_BAD };
+enum spool_lock spool_lock(struct spool *, const char *id,
+			   struct spool_msg *, char *err, size_t errlen);
+int spool_read(struct spool *, const char *id, struct spool_msg *,
+	       char *err, size_t errlen);
+int spool_save_state(struct spool *, struct spool_msg *);
+int spool_remove(struct spool *, struct spool_msg *);
+void spool_msg_free(struct spool_msg *);
+
+size_t spool_pending(const struct spool_msg *);
+int spool_list(struct spool *, struct strlist *ids);
+void spool_clean(struct spool *);
+bool spool_id_valid(const char *);
+
+#endif

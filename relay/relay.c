@@ -1,0 +1,579 @@
+/*
+ * NAME
+ *	relay - one SMTP session with the configured smarthost
+ * DESCRIPTION
+ *	See relay.h for the design. The connect phase (libcurl) and the
+ *	transaction (ours) share nothing but the socket and the TLS
+ *	session inside the curl handle.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay/relay.h"
+#include "message/addr.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/sys.h"
+
+#define RELAY_IN_MAX	(64 * 1024)	/* unconsumed reply bytes */
+#define RELAY_CHUNK	65536		/* body bytes read per write */
+
+/* relay_header - libcurl callback: every reply line of the connect phase */
+static size_t relay_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct relay *r = arg;
+	size_t len = size * n;
+	bool first = r->last.done || r->last.code == 0;
+	int code;
+	bool last;
+
+	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+		len--;
+	log_verbose("<<< %.*s", (int)len, p);
+	if (smtp_reply_line(p, len, &code, &last) < 0)
+		return size * n;
+	if (first)
+		smtp_reply_reset(&r->last);
+	smtp_reply_add(&r->last, p, len);
+	if (code == 250 && first) {
+		memset(&r->caps, 0, sizeof(r->caps));	/* a new EHLO reply */
+		r->ehlo_first = true;
+	} else if (code == 250 && len > 4) {
+		smtp_caps_line(&r->caps, p + 4, len - 4);
+	}
+	if (code == 220 && last && r->ehlo_first)
+		r->tls_done = true;	/* 220 to STARTTLS: TLS follows */
+	if (code == 235 && last && r->tls_done)
+		r->auth_ok = true;
+	return size * n;
+}
+
+/* relay_url - smtp[s]://host:port/ehlo-name */
+static void relay_url(const struct conf *c, struct buf *u)
+{
+	const struct conf_relay *rc = &c->relay;
+	bool v6 = strchr(rc->host, ':') && rc->host[0] != '[';
+
+	buf_printf(u, "%s://%s%s%s:%u/%s",
+		   rc->tls == CONF_TLS_IMPLICIT ? "smtps" : "smtp",
+		   v6 ? "[" : "", rc->host, v6 ? "]" : "", rc->port,
+		   rc->helo ? rc->helo : sys_fqdn());
+}
+
+/* relay_setopts - a hardened handle: verified TLS, no proxy, no fallback */
+static void relay_setopts(struct relay *r, const char *url)
+{
+	const struct conf_relay *rc = &r->conf->relay;
+	CURL *h = r->curl;
+
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
+	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
+	curl_easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
+			 (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (rc->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+}
+
+/* relay_setauth - credentials, PLAIN or LOGIN only, initial response on */
+static int relay_setauth(struct relay *r, char *err, size_t errlen)
+{
+	const struct conf_relay *rc = &r->conf->relay;
+	char *pw;
+
+	if (rc->user == NULL)
+		return 0;
+	if ((pw = conf_password(r->conf, err, errlen)) == NULL)
+		return -1;
+	curl_easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
+	curl_easy_setopt(r->curl, CURLOPT_PASSWORD, pw);
+	curl_easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS,
+			 "AUTH=PLAIN;AUTH=LOGIN");
+	curl_easy_setopt(r->curl, CURLOPT_SASL_IR, 1L);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	return 0;
+}
+
+/* relay_why - one line for a failed connect phase */
+static void relay_why(struct relay *r, CURLcode rc, char *err, size_t len)
+{
+	const struct conf_relay *c = &r->conf->relay;
+	const char *detail = r->errbuf[0] ? r->errbuf :
+	    curl_easy_strerror(rc);
+	const char *what;
+
+	switch (rc) {
+	case CURLE_USE_SSL_FAILED:
+		what = "STARTTLS not offered or refused";
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		what = "certificate verification failed";
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		what = "TLS handshake failed";
+		break;
+	case CURLE_LOGIN_DENIED:
+		what = "authentication failed";
+		detail = r->last.code && r->last.code != 250 ?
+		    buf_str(&r->last.text) :
+		    "no PLAIN or LOGIN mechanism offered";
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		what = "timed out";
+		break;
+	default:
+		what = "cannot connect";
+		break;
+	}
+	snprintf(err, len, "relay %s port %u: %s: %s; nothing "
+		 "was sent", c->host, c->port, what, detail);
+}
+
+/* relay_open - connect, TLS, AUTH; 0 when ready for MAIL */
+int relay_open(struct relay *r, const struct conf *c, char *err, size_t len)
+{
+	struct buf url = BUF_INIT(4096);
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	r->conf = c;
+	r->sock = CURL_SOCKET_BAD;
+	r->tls_done = c->relay.tls != CONF_TLS_STARTTLS;
+	buf_init(&r->in, RELAY_IN_MAX);
+	buf_init(&r->last.text, SMTP_TEXT_MAX);
+	if ((r->curl = curl_easy_init()) == NULL) {
+		snprintf(err, len, "cannot initialise libcurl");
+		return -1;
+	}
+	relay_url(c, &url);
+	relay_setopts(r, buf_str(&url));
+	buf_free(&url);
+	if (relay_setauth(r, err, len) < 0)
+		goto fail;
+	log_verbose("connecting to %s port %u", c->relay.host, c->relay.port);
+	if ((rc = curl_easy_perform(r->curl)) != CURLE_OK) {
+		relay_why(r, rc, err, len);
+		goto fail;
+	}
+	if (c->relay.user && !r->auth_ok) {
+		snprintf(err, len, "relay %s port %u: did not offer AUTH after"
+			 " TLS; nothing was sent", c->relay.host, c->relay.port);
+		goto fail;
+	}
+	if (curl_easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
+	    CURLE_OK || r->sock == CURL_SOCKET_BAD) {
+		snprintf(err, len, "relay %s: no socket", c->relay.host);
+		goto fail;
+	}
+	return 0;
+fail:
+	r->broken = true;
+	relay_close(r);
+	return -1;
+}
+
+/* relay_wait - poll the socket until ready or the deadline passes */
+static int relay_wait(struct relay *r, short events, time_t deadline)
+{
+	struct pollfd p = { .fd = r->sock, .events = events };
+	time_t now = time(NULL);
+	int n;
+
+	if (now >= deadline)
+		return -1;
+	do
+		n = poll(&p, 1, (int)(deadline - now) * 1000);
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? 0 : -1;
+}
+
+/* relay_write - send everything, or fail and mark the session broken */
+static int relay_write(struct relay *r, const char *p, size_t n)
+{
+	time_t deadline = time(NULL) + r->conf->relay.timeout;
+
+	while (n) {
+		size_t k = 0;
+		CURLcode rc = curl_easy_send(r->curl, p, n, &k);
+
+		if (rc == CURLE_AGAIN) {
+			if (relay_wait(r, POLLOUT, deadline) < 0)
+				goto broken;
+			continue;
+		}
+		if (rc != CURLE_OK)
+			goto broken;
+		p += k;
+		n -= k;
+	}
+	return 0;
+broken:
+	r->broken = true;
+	return -1;
+}
+
+/* relay_fill - receive more reply bytes */
+static int relay_fill(struct relay *r, time_t deadline)
+{
+	char chunk[16384];
+
+	if (r->in_pos) {
+		memmove(r->in.data, r->in.data + r->in_pos,
+			r->in.len - r->in_pos);
+		r->in.len -= r->in_pos;
+		r->in_pos = 0;
+	}
+	for (;;) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_recv(r->curl, chunk, sizeof(chunk),
+					     &n);
+
+		if (rc == CURLE_AGAIN) {
+			if (relay_wait(r, POLLIN, deadline) < 0)
+				return -1;
+			continue;
+		}
+		if (rc != CURLE_OK || n == 0)
+			return -1;
+		return buf_append(&r->in, chunk, n);
+	}
+}
+
+/* relay_reply - read one complete reply within timeout seconds */
+static int relay_reply(struct relay *r, long timeout, struct smtp_reply *rep)
+{
+	time_t deadline = time(NULL) + timeout;
+
+	smtp_reply_reset(rep);
+	while (!rep->done) {
+		char *start = r->in.data ? r->in.data + r->in_pos : NULL;
+		char *nl = start ? memchr(start, '\n', r->in.len - r->in_pos) :
+		    NULL;
+		size_t len;
+
+		if (nl == NULL) {
+			if (relay_fill(r, deadline) < 0)
+				goto broken;
+			continue;
+		}
+		len = (size_t)(nl - start);
+		r->in_pos += len + 1;
+		if (len && start[len - 1] == '\r')
+			len--;
+		log_verbose("<<< %.*s", (int)len, start);
+		if (smtp_reply_add(rep, start, len) < 0)
+			goto broken;
+	}
+	if (rep->code == 421)
+		r->broken = true;
+	return 0;
+broken:
+	r->broken = true;
+	return -1;
+}
+
+
+/*
+ * The transaction. Commands are numbered: 0 is MAIL, 1..n the RCPTs of
+ * the pending recipients, n+1 DATA. With PIPELINING up to TXN_WINDOW
+ * commands go out in one write before their replies are read (bounded,
+ * so a huge recipient list cannot deadlock against a server that stops
+ * reading while its replies are unread); without it, one at a time.
+ */
+#define TXN_WINDOW 100
+
+struct txn {
+	struct relay *r;
+	struct spool_msg *m;
+	size_t *idx;		/* indexes of the pending recipients */
+	bool *ok;		/* RCPT accepted, per idx */
+	size_t n;
+	size_t accepted;
+	bool replied;		/* any reply seen in this transaction */
+	struct smtp_reply mail;
+	struct smtp_reply data;
+	struct smtp_reply tmp;
+};
+
+/* txn_verdict - record a recipient's outcome from a reply */
+static void txn_verdict(struct spool_rcpt *rc, const struct smtp_reply *rep)
+{
+	int cls = rep->code / 100;
+
+	rc->state = cls == 2 ? RCPT_DONE : cls == 5 ? RCPT_FAILED :
+	    RCPT_PENDING;
+	free(rc->reply);
+	rc->reply = xstrdup(buf_str(&rep->text));
+}
+
+/* txn_queue - append command k to out; false if it must not be sent */
+static bool txn_queue(struct txn *t, size_t k, struct buf *out)
+{
+	const struct spool_msg *m = t->m;
+	size_t start = out->len;
+
+	if (k == 0) {
+		buf_printf(out, "MAIL FROM:<%s>", m->sender);
+		if (t->r->caps.size)
+			buf_printf(out, " SIZE=%lld", (long long)m->data_len);
+	} else if (k <= t->n) {
+		buf_printf(out, "RCPT TO:<%s>", m->rcpts[t->idx[k - 1]].addr);
+	} else {
+		if (!t->r->caps.pipelining && t->accepted == 0)
+			return false;
+		buf_puts(out, "DATA");
+	}
+	log_verbose(">>> %s", out->data + start);
+	buf_puts(out, "\r\n");
+	return true;
+}
+
+/* txn_answer - take the reply to command k */
+static void txn_answer(struct txn *t, size_t k, struct smtp_reply *rep)
+{
+	t->replied = true;
+	if (k == 0) {
+		smtp_reply_reset(&t->mail);
+		buf_append(&t->mail.text, rep->text.data, rep->text.len);
+		t->mail.code = rep->code;
+	} else if (k <= t->n) {
+		if (t->mail.code / 100 != 2)
+			return;		/* MAIL failed: its reply decides */
+		if (rep->code / 100 == 2) {
+			t->ok[k - 1] = true;
+			t->accepted++;
+		} else {
+			txn_verdict(&t->m->rcpts[t->idx[k - 1]], rep);
+		}
+	} else {
+		smtp_reply_reset(&t->data);
+		buf_append(&t->data.text, rep->text.data, rep->text.len);
+		t->data.code = rep->code;
+	}
+}
+
+/* txn_envelope - MAIL, RCPTs and DATA with their replies; -1 on I/O */
+static int txn_envelope(struct txn *t)
+{
+	struct relay *r = t->r;
+	size_t total = t->n + 2, sent = 0, answered = 0;
+	size_t window = r->caps.pipelining ? TXN_WINDOW : 1;
+	struct buf out = BUF_INIT(TXN_WINDOW * (ADDR_MAX + 64));
+	int rc = 0;
+
+	while (answered < total && rc == 0) {
+		while (sent < total && sent - answered < window &&
+		       txn_queue(t, sent, &out))
+			sent++;
+		if (sent == answered)
+			break;		/* nothing accepted: no DATA */
+		if ((rc = relay_write(r, out.data, out.len)) < 0)
+			break;
+		buf_reset(&out);
+		while (answered < sent && rc == 0) {
+			rc = relay_reply(r, r->conf->relay.timeout, &t->tmp);
+			if (rc == 0)
+				txn_answer(t, answered++, &t->tmp);
+		}
+		if (t->mail.code / 100 != 2)
+			break;		/* MAIL refused: no point in more */
+	}
+	buf_free(&out);
+	return rc;
+}
+
+/* txn_body - the message, dot-stuffed, then the final dot */
+static int txn_body(struct txn *t)
+{
+	static char in[RELAY_CHUNK], out[2 * RELAY_CHUNK + 8];
+	off_t off = t->m->data_off, end = off + t->m->data_len;
+	bool bol = true;
+	size_t o = 0;
+
+	while (off < end) {
+		size_t want = end - off < RELAY_CHUNK ? (size_t)(end - off) :
+		    RELAY_CHUNK;
+		ssize_t n = pread(t->m->fd, in, want, off);
+
+		if (n <= 0) {
+			log_warn("%s: cannot read the queue file: %m",
+				 t->m->id);
+			return -1;
+		}
+		o = smtp_stuff(in, (size_t)n, out, &bol);
+		if (relay_write(t->r, out, o) < 0)
+			return -1;
+		off += n;
+	}
+	log_verbose(">>> (%lld bytes of message)", (long long)t->m->data_len);
+	log_verbose(">>> .");
+	return relay_write(t->r, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+}
+
+/* txn_rset - abandon the transaction so the session can go on */
+static void txn_rset(struct txn *t)
+{
+	if (t->r->broken)
+		return;
+	log_verbose(">>> RSET");
+	if (relay_write(t->r, "RSET\r\n", 6) == 0)
+		relay_reply(t->r, t->r->conf->relay.timeout, &t->tmp);
+}
+
+/* txn_fail_all - every pending recipient gets this reply */
+static void txn_fail_all(struct txn *t, const struct smtp_reply *rep)
+{
+	for (size_t i = 0; i < t->n; i++)
+		txn_verdict(&t->m->rcpts[t->idx[i]], rep);
+}
+
+/* txn_accepted - the accepted recipients get this reply */
+static void txn_accepted(struct txn *t, const struct smtp_reply *rep)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->ok[i])
+			txn_verdict(&t->m->rcpts[t->idx[i]], rep);
+}
+
+/* txn_set_error - the message-level note that mailq shows */
+static void txn_set_error(struct spool_msg *m, const char *text)
+{
+	free(m->error);
+	m->error = text ? xstrdup(text) : NULL;
+}
+
+/* txn_init - collect the pending recipients */
+static void txn_init(struct txn *t, struct relay *r, struct spool_msg *m)
+{
+	memset(t, 0, sizeof(*t));
+	t->r = r;
+	t->m = m;
+	t->idx = xcalloc(m->nrcpts, sizeof(*t->idx));
+	t->ok = xcalloc(m->nrcpts, sizeof(*t->ok));
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == RCPT_PENDING)
+			t->idx[t->n++] = i;
+	buf_init(&t->mail.text, SMTP_TEXT_MAX);
+	buf_init(&t->data.text, SMTP_TEXT_MAX);
+	buf_init(&t->tmp.text, SMTP_TEXT_MAX);
+}
+
+/* txn_free - release the transaction */
+static void txn_free(struct txn *t)
+{
+	free(t->idx);
+	free(t->ok);
+	smtp_reply_free(&t->mail);
+	smtp_reply_free(&t->data);
+	smtp_reply_free(&t->tmp);
+}
+
+/* txn_too_big - refuse before sending what the relay said it cannot take */
+static bool txn_too_big(struct txn *t)
+{
+	unsigned long max = t->r->caps.size_max;
+	struct smtp_reply rep = { 0 };
+
+	if (max == 0 || (unsigned long long)t->m->data_len <= max)
+		return false;
+	buf_init(&rep.text, SMTP_TEXT_MAX);
+	rep.code = 552;
+	buf_printf(&rep.text, "552 5.3.4 message size %lld exceeds the "
+		   "relay's limit of %lu", (long long)t->m->data_len, max);
+	txn_fail_all(t, &rep);
+	txn_set_error(t->m, buf_str(&rep.text));
+	smtp_reply_free(&rep);
+	return true;
+}
+
+/* txn_run - the whole transaction; RELAY_STALE if a reused link was dead */
+static enum relay_result txn_run(struct txn *t)
+{
+	struct relay *r = t->r;
+	bool reused = r->sent > 0;
+	struct smtp_reply *fin = &t->tmp;
+
+	if (txn_envelope(t) < 0)
+		goto io;
+	if (t->mail.code / 100 != 2) {
+		if (reused && t->mail.code == 421)
+			return RELAY_STALE;
+		if (t->mail.code / 100 == 5)
+			txn_fail_all(t, &t->mail);
+		txn_set_error(t->m, buf_str(&t->mail.text));
+		txn_rset(t);
+		return RELAY_DONE;
+	}
+	if (t->accepted == 0 || t->data.code != 354) {
+		if (t->data.code == 354 && relay_write(r, ".\r\n", 3) == 0)
+			relay_reply(r, r->conf->relay.timeout, fin);
+		if (t->accepted)
+			txn_accepted(t, &t->data);
+		txn_set_error(t->m, t->accepted ? buf_str(&t->data.text) :
+			      "no recipient was accepted");
+		txn_rset(t);
+		return RELAY_DONE;
+	}
+	if (txn_body(t) < 0 ||
+	    relay_reply(r, r->conf->relay.data_timeout, fin) < 0)
+		goto io;
+	txn_accepted(t, fin);
+	txn_set_error(t->m, fin->code / 100 == 2 ? NULL : buf_str(&fin->text));
+	r->sent++;
+	return RELAY_DONE;
+io:
+	if (reused && !t->replied)
+		return RELAY_STALE;
+	txn_set_error(t->m, "connection to the relay lost or timed out");
+	return RELAY_DONE;
+}
+
+/* relay_send - one message over the open session */
+enum relay_result relay_send(struct relay *r, struct spool_msg *m)
+{
+	struct txn t;
+	enum relay_result res = RELAY_DONE;
+
+	txn_init(&t, r, m);
+	if (t.n && !txn_too_big(&t))
+		res = txn_run(&t);
+	txn_free(&t);
+	return res;
+}
+
+/* relay_close - QUIT if the session is healthy, then free everything */
+void relay_close(struct relay *r)
+{
+	struct smtp_reply rep = { 0 };
+
+	if (r->curl && !r->broken && r->sock != CURL_SOCKET_BAD) {
+		buf_init(&rep.text, SMTP_TEXT_MAX);
+		log_verbose(">>> QUIT");
+		if (relay_write(r, "QUIT\r\n", 6) == 0)
+			relay_reply(r, 10, &rep);
+		smtp_reply_free(&rep);
+	}
+	if (r->curl)
+		curl_easy_cleanup(r->curl);
+	r->curl = NULL;
+	buf_free(&r->in);
+	smtp_reply_free(&r->last);
+}

@@ -1,0 +1,152 @@
+"""Throwaway X.509 material for the integration tests.
+
+make_certs(dirpath) uses the openssl command-line tool to create, in
+dirpath:
+
+    ca.pem / ca.key                  a test CA (the client's ca_file)
+    server.pem / server.key          signed by the CA, valid for
+                                     DNS:localhost, IP:127.0.0.1, IP:::1
+    wrong.pem / wrong.key            signed by the CA, valid only for
+                                     DNS:wrong.example (name mismatch)
+    selfsigned.pem / selfsigned.key  self-signed, valid for localhost,
+                                     127.0.0.1 and ::1, NOT signed by
+                                     the CA (untrusted issuer)
+
+All keys are RSA-2048, all signatures SHA-256, every certificate is
+valid for 2 days from now.  A private openssl config is used, so the
+result does not depend on the system's openssl.cnf.  Files that already
+exist are reused, so calling make_certs() twice on one directory is
+cheap.
+
+Run as a script to (re)create the files in a directory:
+    /usr/bin/python3 tests/certs.py DIR
+"""
+
+import os
+import subprocess
+import sys
+
+DAYS = "2"
+
+# One minimal config for every openssl invocation.  Each certificate
+# kind has its own extensions section, chosen with -extensions.  The
+# extensions follow what strict verifiers (X509_V_FLAG_X509_STRICT)
+# want: key usage on the CA, subject/authority key identifiers.
+_OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+
+[v3_wrong]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = DNS:wrong.example
+
+[v3_self]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+"""
+
+# name -> (subject, extensions section, signed by the CA?)
+_LEAVES = {
+    "server": ("/CN=localhost", "v3_server", True),
+    "wrong": ("/CN=wrong.example", "v3_wrong", True),
+    "selfsigned": ("/CN=localhost", "v3_self", False),
+}
+
+
+def _openssl(*args, cwd):
+    """Run one openssl command; raise with its stderr if it fails."""
+    proc = subprocess.run(["openssl", *args], cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s"
+                           % (" ".join(args), proc.stderr.decode(errors="replace")))
+
+
+def _paths(dirpath):
+    """The dict make_certs() returns: 'ca', 'ca_key', 'server', ..."""
+    d = {}
+    for name in ("ca", *_LEAVES):
+        d[name] = os.path.join(dirpath, name + ".pem")
+        d[name + "_key"] = os.path.join(dirpath, name + ".key")
+    return d
+
+
+def make_certs(dirpath):
+    """Create (or reuse) the test certificates in dirpath.
+
+    Returns a dict of absolute paths:
+        ca, ca_key, server, server_key, wrong, wrong_key,
+        selfsigned, selfsigned_key
+    plus 'dir' (the directory itself).
+    """
+    dirpath = os.path.abspath(str(dirpath))
+    os.makedirs(dirpath, exist_ok=True)
+    paths = _paths(dirpath)
+    paths_out = dict(paths, dir=dirpath)
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths_out
+
+    cnf = os.path.join(dirpath, "openssl.cnf")
+    with open(cnf, "w") as f:
+        f.write(_OPENSSL_CNF)
+
+    # The CA: self-signed, with CA extensions.
+    _openssl("req", "-config", cnf, "-x509", "-newkey", "rsa:2048",
+             "-nodes", "-sha256", "-days", DAYS,
+             "-subj", "/CN=outbox test CA", "-extensions", "v3_ca",
+             "-keyout", paths["ca_key"], "-out", paths["ca"], cwd=dirpath)
+
+    for name, (subject, section, by_ca) in _LEAVES.items():
+        key, pem = paths[name + "_key"], paths[name]
+        if by_ca:
+            # Key + CSR, then have the CA sign it with the extensions.
+            csr = os.path.join(dirpath, name + ".csr")
+            _openssl("req", "-config", cnf, "-new", "-newkey", "rsa:2048",
+                     "-nodes", "-subj", subject, "-keyout", key, "-out", csr,
+                     cwd=dirpath)
+            serial = "0x" + os.urandom(8).hex()
+            _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"],
+                     "-CAkey", paths["ca_key"], "-set_serial", serial,
+                     "-sha256", "-days", DAYS, "-extfile", cnf,
+                     "-extensions", section, "-out", pem, cwd=dirpath)
+            os.unlink(csr)
+        else:
+            _openssl("req", "-config", cnf, "-x509", "-newkey", "rsa:2048",
+                     "-nodes", "-sha256", "-days", DAYS, "-subj", subject,
+                     "-extensions", section, "-keyout", key, "-out", pem,
+                     cwd=dirpath)
+
+    for name in ("ca", *_LEAVES):
+        os.chmod(paths[name + "_key"], 0o600)
+    return paths_out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: certs.py DIR")
+    for k, v in sorted(make_certs(sys.argv[1]).items()):
+        print(k, v)

@@ -1,0 +1,488 @@
+"""A programmable loopback SMTP relay for the outbox integration tests.
+
+Built on aiosmtpd (Debian's python3-aiosmtpd 1.4.3); its Controller runs
+the asyncio loop in a background thread, so the relay can be driven from
+plain synchronous pytest code.
+
+    from relay import Relay
+    with Relay(certdir) as r:            # STARTTLS + AUTH required
+        ... point the client at 127.0.0.1:r.port ...
+        r.wait_for(1)
+        assert r.messages[0]['data'] == b'...'
+
+Constructor arguments (all keyword-friendly):
+
+  certdir        directory made by certs.make_certs() (created if needed)
+  port=0         0 picks a free port; the real one is in .port
+  starttls=True  offer STARTTLS and require it before anything but
+                 EHLO/NOOP/QUIT/STARTTLS ("530 Must issue a STARTTLS
+                 command first"); AUTH is only offered after TLS
+  implicit_tls=False
+                 TLS from the first byte (SMTPS, like port 465); no
+                 STARTTLS is offered then. Exclusive with starttls=True
+                 (pass starttls=False too, or let implicit_tls win: it
+                 does, starttls is ignored when implicit_tls is set).
+                 With neither, the relay speaks plain SMTP and does not
+                 advertise STARTTLS.
+  cert='server'  which pair the relay presents: 'server' (CA-signed,
+                 localhost/127.0.0.1/::1), 'wrong' (CA-signed, only
+                 DNS:wrong.example) or 'selfsigned' (not CA-signed)
+  auth=True      AUTH is REQUIRED before MAIL ("530 5.7.0
+                 Authentication required").  auth=False: AUTH is still
+                 offered (after TLS) and checked if a client uses it,
+                 but it is optional.
+  users={'alice': 's3cret'}
+                 accepted credentials; a wrong login -> "535 5.7.8"
+  offer_auth=True
+                 offer_auth=False: AUTH is not advertised in EHLO, is
+                 not required, and an AUTH command gets "502 5.5.1".
+  rcpt_rules=None
+                 {key: reply}.  A key without wildcard characters is
+                 compared with the whole recipient address, case-
+                 insensitively.  A key containing *, ? or [ is an
+                 fnmatch pattern (case-insensitive) tried against the
+                 whole address AND against its local part, so
+                 'reject*' matches reject-me@example.com.  Exact keys
+                 win over patterns; among patterns the first in dict
+                 order wins.  Unmatched recipients get "250 OK".
+                 Example: {'nobody@example.com': '550 5.1.1 No such user',
+                           'later*': '451 4.3.0 Try later'}
+  data_reply=None
+                 the reply after the final dot, e.g. '554 5.7.1 Rejected'
+                 or '451 4.3.0 Try again'.  A 2xx data_reply is sent
+                 instead of "250 OK" and the message is recorded; any
+                 other reply means the message is NOT recorded.
+  record_dir=None
+                 also write each accepted message as record_dir/N.eml
+                 (the raw bytes) and N.json (the envelope), N = 1, 2, ..
+  on_message=None
+                 callable(msg_dict) run (in the relay's thread) for every
+                 accepted message; script mode uses it to print.
+
+What it records (all thread-safe; read them after the client is done or
+after wait_for()):
+
+  .messages     list of dicts, one per accepted message, in order:
+                  mail_from     str, '' for the null sender <>
+                  rcpt_tos      [str] accepted recipients only
+                  data          bytes exactly as received after dot-
+                                unstuffing (CRLF line ends kept; the
+                                final ".\r\n" is not included)
+                  mail_options  [str] MAIL parameters, upper-cased by
+                                aiosmtpd, e.g. ['BODY=8BITMIME', 'SIZE=12']
+                  rcpt_options  [str] RCPT parameters of all recipients
+                  auth_user     login name (str) or None
+                  tls           True if the session was under TLS
+                                (STARTTLS or implicit)
+  .connections  TCP connections accepted (counted at accept time, so a
+                client that fails the TLS handshake still counts)
+  .commands     every SMTP command line received, as str without CRLF,
+                exactly as sent (verb case included: smtplib sends
+                "mail FROM:<..>"), in arrival order across all
+                connections.  AUTH initial
+                responses are redacted ('AUTH PLAIN <redacted>'); the
+                lines answering 334 challenges and the DATA content are
+                not command lines and are not recorded.
+  .clear()      forget messages, commands and the connection count.
+  .wait_for(n, timeout=5)
+                block until at least n messages are recorded; raises
+                TimeoutError otherwise.  Returns the messages list.
+
+Run as a script (for "make demo"):
+
+  /usr/bin/python3 tests/relay.py --certdir D [--port N] [--no-starttls]
+      [--implicit-tls] [--no-auth] [--user alice --password s3cret]
+      [--record-dir DIR] [--cert server|wrong|selfsigned]
+      [--rcpt-rule ADDR=REPLY ...] [--data-reply REPLY]
+
+It prints "listening 127.0.0.1 PORT" (flushed) once ready, then for each
+accepted message one envelope line followed by the raw content, and runs
+until SIGTERM or SIGINT.
+"""
+
+import argparse
+import asyncio
+import fnmatch
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import tempfile
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
+
+# certs.py lives next to this file; make that importable in script mode
+# as well as under pytest.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from certs import make_certs  # noqa: E402
+
+HOST = "127.0.0.1"
+# Used in the banner and EHLO reply.  Passing it explicitly also avoids
+# aiosmtpd's default socket.getfqdn(), which may try DNS.
+SERVER_NAME = "relay.test"
+
+log = logging.getLogger("outbox.relay")
+
+
+def _drop_login_data_warning(record):
+    # aiosmtpd 1.4.3 itself assigns the deprecated Session.login_data after
+    # every successful AUTH, which logs a useless warning each time.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_drop_login_data_warning)
+
+
+class _RecordingReader(asyncio.StreamReader):
+    """StreamReader that reports SMTP command lines to its relay.
+
+    aiosmtpd reads command lines with readuntil() and the default b'\\n'
+    separator, DATA content with readuntil(b'\\r\\n') and AUTH challenge
+    answers with readline().  So readuntil() with the default separator
+    sees exactly the command lines.  The reader that aiosmtpd creates is
+    switched to this class in _RelaySMTP._client_connected_cb().
+    """
+
+    _relay = None
+
+    async def readuntil(self, separator=b"\n"):
+        line = await super().readuntil(separator)
+        if separator == b"\n" and self._relay is not None:
+            self._relay._note_command(line)
+        return line
+
+
+class _RelaySMTP(SMTP):
+    """aiosmtpd's SMTP protocol, one instance per connection, plus:
+
+    - command recording (see _RecordingReader);
+    - implicit TLS: aiosmtpd only considers STARTTLS sessions secure for
+      AUTH (auth_require_tls looks at its STARTTLS state), so on a
+      connection that is TLS from the start we lift that check;
+    - offer_auth=False: AUTH is refused (EHLO hiding is the handler's
+      handle_EHLO hook).
+    """
+
+    def __init__(self, handler, *, relay, **kwargs):
+        super().__init__(handler, **kwargs)
+        self._relay = relay
+
+    def _client_connected_cb(self, reader, writer):
+        super()._client_connected_cb(reader, writer)
+        reader.__class__ = _RecordingReader
+        reader._relay = self._relay
+
+    def connection_made(self, transport):
+        # aiosmtpd calls connection_made() a second time after STARTTLS.
+        first_time = self._original_transport is None and self.transport is None
+        super().connection_made(transport)
+        if first_time and transport.get_extra_info("ssl_object") is not None:
+            # Implicit TLS: the whole session is encrypted.  Setting this
+            # after __init__ also avoids aiosmtpd's "AUTH without TLS"
+            # warning, which does not apply here.
+            self._auth_require_tls = False
+
+    @property
+    def is_tls(self):
+        """True once the session is encrypted (STARTTLS or implicit)."""
+        return (self.transport is not None
+                and self.transport.get_extra_info("ssl_object") is not None)
+
+    async def smtp_AUTH(self, arg):
+        if not self._relay.offer_auth:
+            await self.push("502 5.5.1 AUTH not supported")
+            return
+        await super().smtp_AUTH(arg)
+
+
+class _RelayController(Controller):
+    """Controller that builds _RelaySMTP, counts connections and learns
+    the real port when asked to bind port 0."""
+
+    def __init__(self, relay, handler, **kwargs):
+        super().__init__(handler, **kwargs)
+        self._relay = relay
+
+    def factory(self):
+        # asyncio calls the protocol factory when it accepts a TCP
+        # connection, before any TLS handshake: count it here.
+        self._relay._note_connection()
+        return _RelaySMTP(self.handler, relay=self._relay, **self.SMTP_kwargs)
+
+    def _create_server(self):
+        return self._bind()
+
+    async def _bind(self):
+        # aiosmtpd's own _create_server() would keep self.port == 0, and
+        # its start-up self-test would then connect to port 0.
+        srv = await self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port,
+            ssl=self.ssl_context)
+        self.port = srv.sockets[0].getsockname()[1]
+        return srv
+
+
+class _Handler:
+    """aiosmtpd event handler: applies the relay's rules and records."""
+
+    def __init__(self, relay):
+        self.relay = relay
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # With this (5-argument) hook, aiosmtpd leaves remembering the
+        # client's name to us; without it MAIL would get "503 send HELO".
+        session.host_name = hostname
+        if not self.relay.offer_auth:
+            responses = [r for r in responses if not r.startswith("250-AUTH")]
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.relay._rcpt_reply(address)
+        if reply is not None:
+            return reply
+        # Defining this hook replaces aiosmtpd's default bookkeeping.
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = self.relay.data_reply
+        if reply is not None and not reply.startswith("2"):
+            return reply
+        self.relay._record({
+            # aiosmtpd reports the null sender MAIL FROM:<> as "<>".
+            "mail_from": "" if envelope.mail_from == "<>" else envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "data": envelope.original_content,
+            "mail_options": list(envelope.mail_options),
+            "rcpt_options": list(envelope.rcpt_options),
+            "auth_user": session.auth_data if session.authenticated else None,
+            "tls": server.is_tls,
+        })
+        return reply or "250 OK"
+
+
+class Relay:
+    """See the module docstring."""
+
+    def __init__(self, certdir, port=0, starttls=True, implicit_tls=False,
+                 cert="server", auth=True, users=None, offer_auth=True,
+                 rcpt_rules=None, data_reply=None, record_dir=None,
+                 on_message=None):
+        if cert not in ("server", "wrong", "selfsigned"):
+            raise ValueError("cert must be server, wrong or selfsigned")
+        self.certs = make_certs(certdir)
+        self.host = HOST
+        self.port = port
+        self.implicit_tls = bool(implicit_tls)
+        self.starttls = bool(starttls) and not self.implicit_tls
+        self.cert = cert
+        self.auth = bool(auth)
+        self.users = dict({"alice": "s3cret"} if users is None else users)
+        self.offer_auth = bool(offer_auth)
+        self.rcpt_rules = dict(rcpt_rules or {})
+        self.data_reply = data_reply
+        self.record_dir = record_dir
+        self.on_message = on_message
+
+        self.messages = []
+        self.commands = []
+        self.connections = 0
+        self._cond = threading.Condition()
+        self._seq = 0                   # numbering for record_dir files
+        self._controller = None
+
+    # -- life cycle ------------------------------------------------------
+
+    @property
+    def tls_mode(self):
+        """The matching outbox [relay] tls value: starttls, tls or none."""
+        if self.implicit_tls:
+            return "tls"
+        return "starttls" if self.starttls else "none"
+
+    def _ssl_context(self):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.certs[self.cert], self.certs[self.cert + "_key"])
+        return ctx
+
+    def start(self):
+        if self._controller is not None:
+            return self
+        if self.record_dir:
+            os.makedirs(self.record_dir, exist_ok=True)
+        ctx = self._ssl_context() if (self.starttls or self.implicit_tls) else None
+        smtp_kwargs = dict(
+            server_hostname=SERVER_NAME,
+            enable_SMTPUTF8=True,
+            decode_data=False,      # keep bytes; advertises 8BITMIME
+            auth_required=self.auth and self.offer_auth,
+            auth_require_tls=True,  # lifted per connection if implicit TLS
+            authenticator=self._authenticate,
+        )
+        if self.implicit_tls:
+            smtp_kwargs["ssl_context"] = ctx        # wraps the listener
+        elif self.starttls:
+            smtp_kwargs["tls_context"] = ctx
+            smtp_kwargs["require_starttls"] = True
+        self._controller = _RelayController(
+            self, _Handler(self), hostname=HOST, port=self.port, **smtp_kwargs)
+        self._controller.start()
+        self.port = self._controller.port
+        # Controller.start() made one test connection of its own (and
+        # waited until the protocol factory had run for it): forget it.
+        with self._cond:
+            self.connections = 0
+        return self
+
+    def stop(self):
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- results ---------------------------------------------------------
+
+    def wait_for(self, n, timeout=5):
+        """Wait until at least n messages are recorded; return them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("relay got %d message(s), wanted %d"
+                                       % (len(self.messages), n))
+                self._cond.wait(left)
+            return list(self.messages)
+
+    def clear(self):
+        with self._cond:
+            self.messages.clear()
+            self.commands.clear()
+            self.connections = 0
+
+    # -- called from the relay thread -------------------------------------
+
+    def _note_connection(self):
+        with self._cond:
+            self.connections += 1
+
+    def _note_command(self, raw):
+        line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        words = line.split()
+        if words and words[0].upper() == "AUTH" and len(words) > 2:
+            line = "%s %s <redacted>" % (words[0], words[1])
+        with self._cond:
+            self.commands.append(line)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        # aiosmtpd authenticator: auth_data is a LoginPassword of bytes.
+        login = auth_data.login.decode("utf-8", errors="replace")
+        want = self.users.get(login)
+        if want is not None and auth_data.password == want.encode("utf-8"):
+            return AuthResult(success=True, auth_data=login)
+        # handled=False makes aiosmtpd send "535 5.7.8 Authentication
+        # credentials invalid"; the default handled=True would send nothing.
+        return AuthResult(success=False, handled=False)
+
+    def _rcpt_reply(self, address):
+        """The rule's reply for this recipient, or None to accept it."""
+        addr = address.lower()
+        local = addr.rpartition("@")[0] if "@" in addr else addr
+        for key, reply in self.rcpt_rules.items():
+            if not any(c in key for c in "*?[") and key.lower() == addr:
+                return reply
+        for key, reply in self.rcpt_rules.items():
+            if any(c in key for c in "*?["):
+                pat = key.lower()
+                if fnmatch.fnmatchcase(addr, pat) or fnmatch.fnmatchcase(local, pat):
+                    return reply
+        return None
+
+    def _record(self, msg):
+        with self._cond:
+            self._seq += 1
+            seq = self._seq
+            if self.record_dir:
+                base = os.path.join(self.record_dir, str(seq))
+                with open(base + ".eml", "wb") as f:
+                    f.write(msg["data"])
+                env = {k: v for k, v in msg.items() if k != "data"}
+                env["size"] = len(msg["data"])
+                with open(base + ".json", "w") as f:
+                    json.dump(env, f, indent=2)
+                    f.write("\n")
+            self.messages.append(msg)
+            self._cond.notify_all()
+        if self.on_message is not None:
+            self.on_message(dict(msg, seq=seq))
+
+
+# -- script mode -------------------------------------------------------------
+
+def _print_message(msg):
+    env = "message %d from=<%s> to=%s auth=%s tls=%s size=%d" % (
+        msg["seq"], msg["mail_from"],
+        ",".join("<%s>" % r for r in msg["rcpt_tos"]),
+        msg["auth_user"] or "-", "yes" if msg["tls"] else "no",
+        len(msg["data"]))
+    out = sys.stdout.buffer
+    out.write(env.encode("utf-8", errors="replace") + b"\n")
+    out.write(msg["data"])
+    if not msg["data"].endswith(b"\n"):
+        out.write(b"\n")
+    out.write(b"\n")
+    out.flush()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Loopback SMTP relay for outbox tests")
+    p.add_argument("--certdir", help="certificate directory (default: a temporary one)")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--no-starttls", action="store_true")
+    p.add_argument("--implicit-tls", action="store_true")
+    p.add_argument("--cert", default="server", choices=("server", "wrong", "selfsigned"))
+    p.add_argument("--no-auth", action="store_true", help="do not require AUTH")
+    p.add_argument("--user", default="alice")
+    p.add_argument("--password", default="s3cret")
+    p.add_argument("--record-dir")
+    p.add_argument("--rcpt-rule", action="append", default=[], metavar="ADDR=REPLY")
+    p.add_argument("--data-reply")
+    p.add_argument("-v", "--verbose", action="store_true", help="log SMTP traffic to stderr")
+    a = p.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR,
+                        format="relay: %(message)s", stream=sys.stderr)
+    certdir = a.certdir or tempfile.mkdtemp(prefix="outbox-relay-certs.")
+    rules = dict(r.split("=", 1) for r in a.rcpt_rule)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    relay = Relay(certdir, port=a.port, starttls=not a.no_starttls,
+                  implicit_tls=a.implicit_tls, cert=a.cert, auth=not a.no_auth,
+                  users={a.user: a.password}, rcpt_rules=rules,
+                  data_reply=a.data_reply, record_dir=a.record_dir,
+                  on_message=_print_message)
+    with relay:
+        print("listening %s %d" % (relay.host, relay.port), flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

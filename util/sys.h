@@ -1,0 +1,18 @@
+/*
+ * NAME
+ *	sys - facts about the calling user and this host
+ * DESCRIPTION
+ *	Looked up once and cached. The user comes from the passwd entry of
+ *	the real uid, never from $USER or getlogin(): PHP-FPM and cron run
+ *	with a cleared or foreign environment. sys_home() prefers $HOME and
+ *	falls back to the passwd entry.
+ */
+#ifndef OUTBOX_SYS_H
+#define OUTBOX_SYS_H
+
+const char *sys_login(void);
+const char *sys_fullname(void);
+const char *sys_home(void);
+const char *sys_fqdn(void);
+
+#endif
