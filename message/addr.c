@@ -31,11 +31,26 @@ static const char *addr_route_strip(const char *s)
 	return colon ? colon + 1 : s;
 }
 
-/* addr_emit - end of one mailbox: keep its addr-spec if any */
+/* addr_trim - strip surrounding white space (and line breaks) in place */
+static char *addr_trim(struct buf *b)
+{
+	char *s = b->data ? b->data : "";
+	size_t n = b->len;
+
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (b->data)
+		s[n] = '\0';
+	while (isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/* addr_emit - end of one mailbox: keep its addr-spec if any; white space
+ * inside it is kept, so that the envelope check refuses it */
 static void addr_emit(struct addr_lex *lx, struct strlist *out)
 {
-	const char *spec = lx->had_angle ? buf_str(&lx->angle) :
-	    buf_str(&lx->plain);
+	const char *spec = addr_trim(lx->had_angle ? &lx->angle : &lx->plain);
 
 	spec = addr_route_strip(spec);
 	if (*spec)
@@ -107,8 +122,7 @@ void addr_parse_list(const char *t, size_t len, struct strlist *out)
 			buf_reset(&lx.plain);
 			i++;
 		} else {
-			if (!isspace((unsigned char)c))
-				buf_putc(dst, c);
+			buf_putc(dst, c);
 			i++;
 		}
 	}
