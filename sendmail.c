@@ -232,7 +232,7 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 	spool_open(c, &s, SPOOL_CREATE);
 	submit(c, &cl->submit, &s, &m);
 	if (cl->queue_only) {
-		log_note("%s: queued (-odq)", m.id);
+		log_note("%s: queued in %s (-odq)", m.id, s.path);
 		ex = EX_OK;
 	} else {
 		ex = runner_deliver_new(c, &s, &m);

@@ -260,6 +260,33 @@ static int conf_handler(void *user, const char *section, const char *name,
 	return conf_fail(p, "unknown section [%s]", section);
 }
 
+/* conf_section_known - is name one of the sections outbox reads */
+static bool conf_section_known(const char *name, size_t len)
+{
+	if (len == 7 && strncmp(name, "aliases", 7) == 0)
+		return true;
+	for (size_t i = 0; i < CONF_NKEYS; i++)
+		if (strlen(conf_keys[i].section) == len &&
+		    strncmp(conf_keys[i].section, name, len) == 0)
+			return true;
+	return false;
+}
+
+/* conf_check_section - a "[name]" line must name a known section; this
+ * is checked here because libinih does not report empty sections */
+static void conf_check_section(struct conf_parse *p, const char *line)
+{
+	const char *end;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line != '[' || (end = strchr(line, ']')) == NULL)
+		return;
+	if (!conf_section_known(line + 1, (size_t)(end - line - 1)))
+		conf_fail(p, "unknown section [%.*s]", (int)(end - line - 1),
+			  line + 1);
+}
+
 /* conf_reader - fgets for libinih that counts lines and refuses long ones */
 static char *conf_reader(char *str, int num, void *user)
 {
@@ -275,7 +302,8 @@ static char *conf_reader(char *str, int num, void *user)
 			  CONF_LINE_MAX - 3);
 		return NULL;
 	}
-	return str;
+	conf_check_section(p, str);
+	return p->err_line ? NULL : str;
 }
 
 /* conf_find - the first configuration file that the lookup order names */
