@@ -20,15 +20,21 @@ ifneq ($(shell grep -s ini_max_line $(INI_H)),)
 CFLAGS  += -DHAVE_INI_GLOBALS
 endif
 
-BUILD   := build
+BUILD   ?= build
+BIN     ?= sendmail
+ifdef SAN
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
 LIBSRC  := $(wildcard util/*.c conf/*.c message/*.c queue/*.c relay/*.c)
 LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o)
 UNITSRC := $(wildcard tests/unit/*.c)
 UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 
-all: sendmail
+all: $(BIN)
 
-sendmail: $(BUILD)/sendmail.o $(LIBOBJ)
+$(BIN): $(BUILD)/sendmail.o $(LIBOBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
@@ -38,9 +44,13 @@ $(BUILD)/%.o: %.c $(wildcard */*.h)
 $(BUILD)/unit: $(UNITOBJ) $(LIBOBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-check: sendmail $(BUILD)/unit
+check: $(BIN) $(BUILD)/unit
 	$(BUILD)/unit
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+	OUTBOX_SENDMAIL=$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# The whole suite on an AddressSanitizer + UndefinedBehaviorSanitizer build.
+check-asan:
+	$(MAKE) SAN=1 BUILD=build/asan BIN=build/asan/sendmail check
 
 install: sendmail
 	install -C -D -m 0755 sendmail $(DESTDIR)$(PREFIX)/sbin/sendmail
@@ -56,4 +66,4 @@ demo: sendmail
 clean:
 	rm -rf $(BUILD) sendmail
 
-.PHONY: all check install demo clean
+.PHONY: all check check-asan install demo clean

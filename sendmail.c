@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 	struct cmdline cl = { .mode = MODE_SUBMIT };
 	const char *name = argc > 0 ? basename(argv[0]) : "sendmail";
 	const struct conf *c;
+	int ex;
 
 	log_init("sendmail");
 	cl.submit.dot_ends = true;
@@ -270,16 +271,24 @@ int main(int argc, char **argv)
 	else if (strcmp(name, "newaliases") == 0)
 		cl.mode = MODE_NEWALIASES;
 	parse_args(&cl, argc, argv);
-	if (cl.mode == MODE_NEWALIASES)
+	if (cl.mode == MODE_NEWALIASES) {
+		strlist_free(&cl.submit.args);
 		return EX_OK;	/* aliases live in the config: nothing to build */
+	}
 	setlocale(LC_CTYPE, "C.UTF-8");
 	c = conf_load(cl.conf_path);
 	switch (cl.mode) {
 	case MODE_LIST:
-		return mailq_list(c);
+		ex = mailq_list(c);
+		break;
 	case MODE_FLUSH:
-		return mode_flush(c, &cl);
+		ex = mode_flush(c, &cl);
+		break;
 	default:
-		return mode_submit(c, &cl);
+		ex = mode_submit(c, &cl);
+		break;
 	}
+	conf_free(c);
+	strlist_free(&cl.submit.args);
+	return ex;
 }

@@ -401,6 +401,27 @@ const struct conf *conf_load(const char *cli_path)
 	return c;
 }
 
+/* conf_free - release a configuration at the end of the program */
+void conf_free(const struct conf *cc)
+{
+	struct conf *c = (struct conf *)cc;
+	char **strs[] = { &c->path, &c->relay.host, &c->relay.ca_file,
+		&c->relay.user, &c->relay.password, &c->relay.password_file,
+		&c->relay.password_command, &c->relay.helo, &c->mail.from,
+		&c->mail.domain, &c->queue.dir };
+
+	if (c->relay.password)
+		explicit_bzero(c->relay.password, strlen(c->relay.password));
+	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++)
+		free(*strs[i]);
+	for (size_t i = 0; i < c->naliases; i++) {
+		free(c->aliases[i].name);
+		free(c->aliases[i].addrs);
+	}
+	free(c->aliases);
+	free(c);
+}
+
 /* conf_domain - [mail] domain, else this host's FQDN */
 const char *conf_domain(const struct conf *c)
 {

@@ -68,6 +68,7 @@ struct conf {
 };
 
 const struct conf *conf_load(const char *cli_path);
+void conf_free(const struct conf *);
 const char *conf_domain(const struct conf *);
 const char *conf_alias(const struct conf *, const char *name);
 char *conf_password(const struct conf *, char *err, size_t errlen);

@@ -28,8 +28,9 @@ import pytest
 from certs import make_certs
 from relay import Relay
 
-SENDMAIL = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "sendmail"))
+# OUTBOX_SENDMAIL lets `make check-asan` run the suite on a sanitizer build.
+SENDMAIL = os.path.abspath(os.environ.get("OUTBOX_SENDMAIL") or
+                           os.path.join(os.path.dirname(__file__), "..", "sendmail"))
 
 _UNSET = object()
 
