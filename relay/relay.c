@@ -42,11 +42,11 @@ static size_t relay_header(char *p, size_t size, size_t n, void *arg)
 	smtp_reply_add(&r->last, p, len);
 	if (code == 250 && first) {
 		memset(&r->caps, 0, sizeof(r->caps));	/* a new EHLO reply */
-		r->ehlo_first = true;
+		r->ehlo_seen = true;
 	} else if (code == 250 && len > 4) {
 		smtp_caps_line(&r->caps, p + 4, len - 4);
 	}
-	if (code == 220 && last && r->ehlo_first)
+	if (code == 220 && last && r->ehlo_seen)
 		r->tls_done = true;	/* 220 to STARTTLS: TLS follows */
 	if (code == 235 && last && r->tls_done)
 		r->auth_ok = true;

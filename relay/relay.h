@@ -52,7 +52,7 @@ struct relay {
 	struct smtp_caps caps;		/* from the EHLO after TLS */
 	bool tls_done;			/* header callback: TLS is up */
 	bool auth_ok;			/* header callback: 235 seen */
-	bool ehlo_first;		/* next 250 line starts an EHLO reply */
+	bool ehlo_seen;		/* an EHLO reply has been seen */
 	bool broken;			/* I/O failed: do not reuse */
 	unsigned sent;			/* transactions on this connection */
 	struct smtp_reply last;		/* last reply of the connect phase */
