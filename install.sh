@@ -267,7 +267,7 @@ install_conf() {
 		return 0
 	fi
 	[[ -f $sample ]] || die 66 "missing $sample"
-	install -D -m 0640 -o root -g root -- "$sample" "$f"
+	install -D -m 0644 -o root -g root -- "$sample" "$f"
 	DONE+=("installed $f from the sample (no relay configured: mail is queued until you set one)")
 }
 

@@ -230,7 +230,10 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 	int ex;
 
 	spool_open(c, &s, SPOOL_CREATE);
-	submit(c, &cl->submit, &s, &m);
+	if (submit(c, &cl->submit, &s, &m) < 0) {
+		spool_close(&s);
+		return EX_OK;	/* queued; the warning said so */
+	}
 	if (cl->queue_only) {
 		log_note("%s: queued in %s (-odq)", m.id, s.path);
 		ex = EX_OK;

@@ -299,7 +299,7 @@ static char *conf_reader(char *str, int num, void *user)
 	len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(p->fp)) {
 		conf_fail(p, "line too long (the limit is %d bytes)",
-			  CONF_LINE_MAX - 3);
+			  CONF_LINE_MAX - 2);
 		return NULL;
 	}
 	conf_check_section(p, str);

@@ -205,8 +205,8 @@ static void submit_body(struct input *in, const struct submit_opts *o,
 		}
 	}
 	if (dot)
-		out_putc(out, '.');
-	if (cr || !bol || dot)
+		return;		/* a last line of only "." ends the input too */
+	if (cr || !bol)
 		out_crlf(out);
 }
 
@@ -396,7 +396,7 @@ static void submit_write_headers(struct output *out, const struct headers *hs)
 }
 
 /* submit - read stdin, commit it to the spool, return it locked */
-void submit(const struct conf *c, const struct submit_opts *o,
+int submit(const struct conf *c, const struct submit_opts *o,
 	    struct spool *s, struct spool_msg *m)
 {
 	static struct input in;
@@ -430,8 +430,8 @@ void submit(const struct conf *c, const struct submit_opts *o,
 	if (more)
 		submit_body(&in, o, &out);
 	out_flush(&out);
-	spool_commit(&w, m);
 	headers_free(&hs);
 	buf_free(&body_line);
 	strlist_free(&rcpts);
+	return spool_commit(&w, m);
 }

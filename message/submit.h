@@ -8,7 +8,9 @@
  *	does, fixes it up (see below), works out the envelope and commits
  *	the message to the spool. It returns only once the message and its
  *	envelope are on disk and fsync'd, with the message still locked, so
- *	the caller can try to deliver it at once.
+ *	the caller can try to deliver it at once. It returns -1 in the rare
+ *	case that the committed message cannot be read back: it is queued
+ *	all the same, and the caller must not touch m.
  *
  *	The header block is read into memory (bounded), the body is
  *	streamed. Line endings become CRLF; without -i a line holding only
@@ -43,7 +45,7 @@ struct submit_opts {
 const char *submit_sender(const struct conf *, const struct submit_opts *);
 void submit_recipients(const struct conf *, const struct strlist *lists,
 		       struct strlist *out, int ex);
-void submit(const struct conf *, const struct submit_opts *,
-	    struct spool *, struct spool_msg *);
+int submit(const struct conf *, const struct submit_opts *,
+	   struct spool *, struct spool_msg *);
 
 #endif

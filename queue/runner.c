@@ -178,6 +178,9 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	free(before);
 	if (failed)
 		runner_report(m);
+	if (pending)
+		log_tty("%s: queued, not delivered yet: %s", m->id,
+			m->error ? m->error : "deferred by the relay");
 	return failed && !done && !pending ? EX_UNAVAILABLE : EX_OK;
 }
 

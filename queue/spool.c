@@ -111,7 +111,8 @@ static char *spool_locate(const struct conf *c, int *basefd)
 		return xstrdup(c->queue.dir);
 	if (base == NULL || *base == '\0')
 		base = SPOOL_BASE;
-	*basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* O_PATH: the base is mode 1733, searchable but not readable */
+	*basefd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (*basefd >= 0) {
 		buf_printf(&b, "%u", (unsigned)getuid());
 		return buf_steal(&b);
@@ -292,8 +293,10 @@ static int spool_fsync_dir(int dirfd)
 	return fsync(dirfd);
 }
 
-/* spool_commit - size, fsync, rename into q/, fsync q/: the mail is ours */
-void spool_commit(struct spool_writer *w, struct spool_msg *m)
+/* spool_commit - size, fsync, link into q/, fsync q/: the mail is ours.
+ * Returns 0 with m filled in and locked; -1 if the committed message
+ * cannot be read back (it stays queued) */
+int spool_commit(struct spool_writer *w, struct spool_msg *m)
 {
 	struct spool *s = w->spool;
 	char size[24];
@@ -320,12 +323,17 @@ void spool_commit(struct spool_writer *w, struct spool_msg *m)
 	log_set_cleanup(NULL);
 	unlinkat(s->tmpfd, w->id, 0);
 	/* the message is now durable; keep the lock for delivery */
-	if (spool_read(s, w->id, m, err, sizeof(err)) < 0)
-		log_die(EX_SOFTWARE, "queued %s but cannot read it back: %s",
-			w->id, err);
+	crash_point("after-commit");
+	if (spool_read(s, w->id, m, err, sizeof(err)) < 0) {
+		log_warn("%s is queued but cannot be read back (%s); "
+			 "sendmail -q will retry it", w->id, err);
+		close(w->fd);
+		w->fd = -1;
+		return -1;
+	}
 	m->fd = w->fd;
 	w->fd = -1;
-	crash_point("after-commit");
+	return 0;
 }
 
 /* spool_abort - throw away an uncommitted message */

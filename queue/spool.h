@@ -10,8 +10,8 @@
  *	each state and how every crash leftover is recovered. In short:
  *
  *	  q/ID     the queue file: envelope header, blank line, the message
- *	           in CRLF form. Written once in tmp/, fsync'd, renamed into
- *	           q/ and the directory fsync'd: that rename is the commit.
+ *	           in CRLF form. Written once in tmp/, fsync'd, linked into
+ *	           q/ and the directory fsync'd: that is the commit.
  *	           Never modified afterwards; its flock is the message lock.
  *	  q/ID.st  per-recipient delivery state, replaced atomically.
  *
@@ -88,7 +88,7 @@ void spool_create(struct spool *, struct spool_writer *);
 void spool_put_envelope(struct spool_writer *, const char *sender,
 			const struct strlist *rcpts);
 void spool_write(struct spool_writer *, const void *, size_t);
-void spool_commit(struct spool_writer *, struct spool_msg *);
+int spool_commit(struct spool_writer *, struct spool_msg *);
 void spool_abort(struct spool_writer *);
 
 enum spool_lock { SPOOL_LOCKED, SPOOL_BUSY, SPOOL_GONE, SPOOL_BAD };

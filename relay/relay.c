@@ -85,8 +85,11 @@ static void relay_setopts(struct relay *r, const char *url)
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (rc->ca_file)
+	if (rc->ca_file) {
+		/* ca_file replaces the system store, it does not add to it */
 		curl_easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
+		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);

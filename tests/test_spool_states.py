@@ -231,3 +231,35 @@ def test_home_unset_falls_back_to_passwd(relay, outbox, tmp_path):
         for f in os.listdir(os.path.join(spool, "q")):
             if f.startswith(qid):
                 os.unlink(os.path.join(spool, "q", f))
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to switch to nobody")
+def test_non_root_user_gets_a_private_directory_in_the_1733_base(tmp_path):
+    # the base is searchable but not readable by users: outbox must not
+    # need to read it (the bug: it fell back to ~/.local/state)
+    import subprocess
+    import tempfile
+    from conftest import SENDMAIL
+    top = tempfile.mkdtemp(prefix="outbox-base-", dir="/tmp")
+    try:
+        os.chmod(top, 0o755)
+        base = os.path.join(top, "spool")
+        os.mkdir(base)
+        os.chmod(base, 0o1733)
+        conf = os.path.join(top, "c.conf")
+        with open(conf, "w") as f:
+            f.write("[mail]\ndomain = example.com\n")
+        os.chmod(conf, 0o644)
+        res = subprocess.run(
+            [SENDMAIL, "-C", conf, "-odq", "-i", "bob@example.org"], input=MSG,
+            capture_output=True, preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)),
+            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
+                 "OUTBOX_SPOOL_BASE": base})
+        assert res.returncode == 0, res.stderr
+        mine = os.path.join(base, "65534")
+        st = os.stat(mine)
+        assert (st.st_uid, st.st_mode & 0o777) == (65534, 0o700)
+        assert len(os.listdir(os.path.join(mine, "q"))) == 1
+    finally:
+        import shutil
+        shutil.rmtree(top)

@@ -252,3 +252,9 @@ def test_newaliases_and_bi_succeed_quietly(outbox, tmp_path):
     for args in (["-bi"], ["-I"]):
         res = ob.run(args)
         assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+
+
+def test_lone_dot_as_last_line_without_newline_ends_input(relay, outbox):
+    ob = outbox(relay())
+    msg = send(ob, ["bob@example.org"], b"Subject: d\n\nbody\n.")
+    assert msg["data"].endswith(b"\r\n\r\nbody\r\n")

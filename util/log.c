@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -98,6 +99,18 @@ void log_note(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_emit(LOG_INFO, log_verbose_on, true, fmt, ap);
+	va_end(ap);
+}
+
+/* log_tty - tell a person at a terminal; programs stay undisturbed */
+void log_tty(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_verbose_on || !isatty(STDERR_FILENO))
+		return;
+	va_start(ap, fmt);
+	log_emit(LOG_DEBUG, true, false, fmt, ap);
 	va_end(ap);
 }
 

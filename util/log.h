@@ -8,7 +8,9 @@
  *	program with a sysexits(3) code after running the armed cleanup
  *	(which removes a half-written spool file, see queue/spool.c).
  *	log_warn() tells the caller and the log; log_note() only the log
- *	(and the caller under -v); log_verbose() only the caller under -v.
+ *	(and the caller under -v); log_verbose() only the caller under -v;
+ *	log_tty() the caller when stderr is a terminal (a person, not a
+ *	program, is waiting) and -v is not already telling it.
  *	In -bs mode stderr is silenced: the SMTP dialogue is the only
  *	channel to the client.
  *
@@ -31,5 +33,6 @@ _Noreturn void log_die(int ex, const char *fmt, ...) LOG_FMT(2, 3);
 void log_warn(const char *fmt, ...) LOG_FMT(1, 2);
 void log_note(const char *fmt, ...) LOG_FMT(1, 2);
 void log_verbose(const char *fmt, ...) LOG_FMT(1, 2);
+void log_tty(const char *fmt, ...) LOG_FMT(1, 2);
 
 #endif
