@@ -10,36 +10,58 @@
  *	says whether the letter takes a value and what it does. Letters may
  *	be clustered (-ti), values glued or separate (-fX, -f X), and
  *	options may follow recipients (as with Postfix on Linux) until "--".
- *	The work is done by the modes: submit (default), flush (-q, -qI),
- *	list (-bp, mailq). See docs/outbox.8.
+ *	The work is done by the modes: submit (default), SMTP on stdin
+ *	(-bs), flush (-q, -qI), list (-bp, mailq), verify (-bv). See
+ *	docs/outbox.8.
  * DIAGNOSTICS
  *	Exit status per sysexits(3): 64 usage, 65 bad input, 69 refused by
  *	the relay, 73/74 spool not writable, 78 configuration.
  */
+#include <ctype.h>
 #include <libgen.h>
 #include <locale.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
+#include "message/input.h"
+#include "message/smtpd.h"
 #include "message/submit.h"
 #include "queue/mailq.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/strlist.h"
 
-enum mode { MODE_SUBMIT, MODE_FLUSH, MODE_LIST, MODE_NEWALIASES };
+enum mode {
+	MODE_SUBMIT,		/* -bm, the default */
+	MODE_SMTP,		/* -bs */
+	MODE_FLUSH,		/* -q, -qI<id> */
+	MODE_LIST,		/* -bp, mailq */
+	MODE_VERIFY,		/* -bv */
+	MODE_NEWALIASES,	/* -bi, -I, newaliases */
+};
 
 struct cmdline {
 	enum mode mode;
 	const char *conf_path;		/* -C */
 	const char *flush_id;		/* -qI<id> */
 	bool queue_only;		/* -odq */
-	struct submit_opts submit;
+	const char *sender;		/* -f, -r */
+	const char *fullname;		/* -F */
+	bool extract;			/* -t */
+	bool dot_ends;			/* cleared by -i, -oi */
+	bool eightbit;			/* -B 8BITMIME */
+	char notify[64];		/* -N, as "NOTIFY=..." */
+	char ret[16];			/* -R, as "RET=..." */
+	char envid[320];		/* -V, as "ENVID=<xtext>" */
+	struct strlist args;		/* recipients */
 };
 
 enum optarg_kind { NOARG, ARG, GLUED };	/* GLUED: value only if glued */
@@ -60,25 +82,25 @@ static void opt_ignore(struct cmdline *cl, const char *v)
 static void opt_t(struct cmdline *cl, const char *v)
 {
 	(void)v;
-	cl->submit.extract = true;
+	cl->extract = true;
 }
 
 static void opt_i(struct cmdline *cl, const char *v)
 {
 	(void)v;
-	cl->submit.dot_ends = false;
+	cl->dot_ends = false;
 }
 
 static void opt_f(struct cmdline *cl, const char *v)
 {
-	cl->submit.sender = v;
+	cl->sender = v;
 }
 
 static void opt_F(struct cmdline *cl, const char *v)
 {
 	if (strpbrk(v, "\r\n"))
 		log_die(EX_USAGE, "-F: line break in the full name");
-	cl->submit.fullname = v;
+	cl->fullname = v;
 }
 
 static void opt_C(struct cmdline *cl, const char *v)
@@ -100,24 +122,95 @@ static void opt_I(struct cmdline *cl, const char *v)
 	cl->mode = MODE_NEWALIASES;
 }
 
-/* opt_b - -bm (default), -bp (list), -bi (newaliases) */
-static void opt_b(struct cmdline *cl, const char *v)
+/* opt_B - body type: 7BIT or 8BITMIME */
+static void opt_B(struct cmdline *cl, const char *v)
 {
-	if (strcmp(v, "m") == 0)
-		cl->mode = MODE_SUBMIT;
-	else if (strcmp(v, "p") == 0)
-		cl->mode = MODE_LIST;
-	else if (strcmp(v, "i") == 0)
-		cl->mode = MODE_NEWALIASES;
+	if (strcasecmp(v, "8BITMIME") == 0)
+		cl->eightbit = true;
+	else if (strcasecmp(v, "7BIT") == 0)
+		cl->eightbit = false;
 	else
-		log_die(EX_USAGE, "-b%s: unsupported mode", v);
+		log_die(EX_USAGE, "-B%s: expected 7BIT or 8BITMIME", v);
 }
 
-/* opt_o - -oi, -od[biq], -oe[mp...]; other letters are ignored */
+/* opt_N - DSN notify: never, or a list of success, failure, delay */
+static void opt_N(struct cmdline *cl, const char *v)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	struct buf b = BUF_INIT(sizeof(cl->notify) - 1);
+	char tmp[64], *save = NULL;
+	bool bad = strlen(v) >= sizeof(tmp);
+
+	snprintf(tmp, sizeof(tmp), "%s", v);
+	buf_puts(&b, "NOTIFY=");
+	if (strcasecmp(v, "never") == 0)
+		buf_puts(&b, "NEVER");
+	else
+		for (char *w = strtok_r(tmp, ",", &save); w && !bad;
+		     w = strtok_r(NULL, ",", &save)) {
+			size_t i = 0;
+
+			while (i < 3 && strcasecmp(w, words[i]))
+				i++;
+			bad = i == 3;
+			if (!bad)
+				buf_printf(&b, "%s%s", b.len > 7 ? "," : "",
+					   words[i]);
+		}
+	if (bad || b.len == 7)
+		log_die(EX_USAGE, "-N %s: expected never, or a list of "
+			"success, failure, delay", v);
+	snprintf(cl->notify, sizeof(cl->notify), "%s", buf_str(&b));
+	buf_free(&b);
+}
+
+/* opt_R - DSN return: full or hdrs */
+static void opt_R(struct cmdline *cl, const char *v)
+{
+	if (strcasecmp(v, "full") && strcasecmp(v, "hdrs"))
+		log_die(EX_USAGE, "-R %s: expected full or hdrs", v);
+	snprintf(cl->ret, sizeof(cl->ret), "RET=%s",
+		 strcasecmp(v, "full") ? "HDRS" : "FULL");
+}
+
+/* opt_V - DSN envelope id, xtext-encoded (RFC 3461 4) */
+static void opt_V(struct cmdline *cl, const char *v)
+{
+	struct buf b = BUF_INIT(sizeof(cl->envid) - 1);
+	int rc = buf_puts(&b, "ENVID=");
+
+	if (strlen(v) > 100 || *v == '\0')
+		log_die(EX_USAGE, "-V: an envelope id of 1 to 100 characters");
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		rc |= *p < '!' || *p > '~' || *p == '+' || *p == '=' ?
+		    buf_printf(&b, "+%02X", *p) : buf_putc(&b, (char)*p);
+	if (rc < 0)
+		log_die(EX_USAGE, "-V: envelope id too long");
+	snprintf(cl->envid, sizeof(cl->envid), "%s", buf_str(&b));
+	buf_free(&b);
+}
+
+/* opt_b - -bm (default), -bs, -bp, -bv, -bi */
+static void opt_b(struct cmdline *cl, const char *v)
+{
+	static const struct { const char *name; enum mode mode; } modes[] = {
+		{ "m", MODE_SUBMIT }, { "s", MODE_SMTP }, { "p", MODE_LIST },
+		{ "v", MODE_VERIFY }, { "i", MODE_NEWALIASES },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(*modes); i++)
+		if (strcmp(v, modes[i].name) == 0) {
+			cl->mode = modes[i].mode;
+			return;
+		}
+	log_die(EX_USAGE, "-b%s: unsupported mode", v);
+}
+
+/* opt_o - -oi, -od[biq]; -oe[mpqw] and other letters are ignored */
 static void opt_o(struct cmdline *cl, const char *v)
 {
 	if (strcmp(v, "i") == 0)
-		cl->submit.dot_ends = false;
+		cl->dot_ends = false;
 	else if (strcmp(v, "dq") == 0)
 		cl->queue_only = true;
 	else if (strcmp(v, "db") == 0 || strcmp(v, "di") == 0)
@@ -148,17 +241,17 @@ static const struct opt sendmail_opts[] = {
 	{ 'b', ARG, opt_b },
 	{ 'o', ARG, opt_o },
 	{ 'q', GLUED, opt_q },
+	{ 'B', ARG, opt_B },
+	{ 'N', ARG, opt_N },
+	{ 'R', ARG, opt_R },
+	{ 'V', ARG, opt_V },
+	{ 'I', NOARG, opt_I },
 	/* accepted and ignored, with Postfix's argument syntax */
 	{ 'A', ARG, opt_ignore },
-	{ 'B', ARG, opt_ignore },
 	{ 'G', NOARG, opt_ignore },
-	{ 'I', NOARG, opt_I },
 	{ 'L', ARG, opt_ignore },
-	{ 'N', ARG, opt_ignore },
 	{ 'O', ARG, opt_ignore },
-	{ 'R', ARG, opt_ignore },
 	{ 'U', NOARG, opt_ignore },
-	{ 'V', ARG, opt_ignore },
 	{ 'X', ARG, opt_ignore },
 	{ 'h', ARG, opt_ignore },
 	{ 'm', NOARG, opt_ignore },
@@ -216,33 +309,96 @@ static void parse_args(struct cmdline *cl, int argc, char **argv)
 		} else if (opts && a[0] == '-' && a[1]) {
 			i += parse_cluster(cl, argc, argv, i);
 		} else {
-			strlist_add(&cl->submit.args, a);
+			strlist_add(&cl->args, a);
 			i++;
 		}
 	}
 }
 
+/* plain_text - an error text without its enhanced status code */
+static const char *plain_text(const char *t)
+{
+	return isdigit((unsigned char)t[0]) && t[1] == '.' ?
+	    t + strcspn(t, " ") + 1 : t;
+}
+
+/* build_envelope - the submission from the command line, or die */
+static void build_envelope(const struct conf *c, const struct cmdline *cl,
+			   struct submission *sub)
+{
+	struct buf dsn = BUF_INIT(512);
+	char err[512];
+
+	submission_init(sub);
+	sub->fullname = cl->fullname;
+	sub->extract = cl->extract;
+	sub->dot_ends = cl->dot_ends;
+	sub->eightbit = cl->eightbit;
+	sub->notify = cl->notify[0] ? cl->notify : NULL;
+	sub->max_size = c->mail.max_size;
+	buf_printf(&dsn, "%s%s%s", cl->ret, cl->ret[0] && cl->envid[0] ?
+		   " " : "", cl->envid);
+	sub->mail_dsn = dsn.len ? buf_steal(&dsn) : NULL;
+	buf_free(&dsn);
+	if (submit_sender(c, sub, cl->sender, err, sizeof(err)) < 0)
+		log_die(EX_USAGE, "-f %s: %s", cl->sender, err);
+	for (size_t i = 0; i < cl->args.n; i++)
+		if (submit_recipient_list(c, sub, cl->args.v[i], sub->notify,
+					  err, sizeof(err)) < 0)
+			log_die(EX_USAGE, "%s: %s", cl->args.v[i], err);
+}
+
 /* mode_submit - queue the message, then one delivery attempt */
 static int mode_submit(const struct conf *c, const struct cmdline *cl)
 {
+	static struct input in;
+	struct submission sub;
+	struct submit_error e;
 	struct spool s;
 	struct spool_msg m;
-	int ex;
+	int rc, ex = EX_OK;
 
+	build_envelope(c, cl, &sub);
+	if (sub.rcpts.n == 0 && !sub.extract)
+		log_die(EX_USAGE, "no recipients given (use -t to read them "
+			"from the message)");
 	spool_open(c, &s, SPOOL_CREATE);
-	if (submit(c, &cl->submit, &s, &m) < 0) {
-		spool_close(&s);
-		return EX_OK;	/* queued; the warning said so */
-	}
-	if (cl->queue_only) {
+	input_init(&in, STDIN_FILENO);
+	rc = submit(c, &sub, &in, &s, &m, &e);
+	if (rc < 0)
+		log_die(e.ex, "%s; nothing was queued", plain_text(e.text));
+	if (rc == 0 && cl->queue_only)
 		log_note("%s: queued in %s (-odq)", m.id, s.path);
-		ex = EX_OK;
-	} else {
+	else if (rc == 0)
 		ex = runner_deliver_new(c, &s, &m);
-	}
-	spool_msg_free(&m);
+	if (rc == 0)
+		spool_msg_free(&m);
+	submission_free(&sub);
 	spool_close(&s);
 	return ex;
+}
+
+/* mode_verify - -bv: what would happen to each recipient */
+static int mode_verify(const struct conf *c, const struct cmdline *cl)
+{
+	struct submission sub;
+
+	build_envelope(c, cl, &sub);
+	if (sub.rcpts.n == 0)
+		log_die(EX_USAGE, "-bv: no recipients given");
+	for (size_t i = 0; i < sub.rcpts.n; i++) {
+		if (c->relay.host)
+			printf("%s... deliverable: relay %s port %u (%s), "
+			       "sender <%s>\n", sub.rcpts.v[i], c->relay.host,
+			       c->relay.port, c->relay.tls == CONF_TLS_IMPLICIT ?
+			       "tls" : c->relay.tls == CONF_TLS_NONE ? "no tls" :
+			       "starttls", sub.sender);
+		else
+			printf("%s... queued only: no relay configured\n",
+			       sub.rcpts.v[i]);
+	}
+	submission_free(&sub);
+	return EX_OK;
 }
 
 /* mode_flush - sendmail -q, -qI<id> */
@@ -260,38 +416,44 @@ static int mode_flush(const struct conf *c, const struct cmdline *cl)
 	return ex;
 }
 
+/* run_mode - dispatch */
+static int run_mode(const struct conf *c, const struct cmdline *cl)
+{
+	switch (cl->mode) {
+	case MODE_LIST:
+		return mailq_list(c);
+	case MODE_FLUSH:
+		return mode_flush(c, cl);
+	case MODE_SMTP:
+		return smtpd_run(c);
+	case MODE_VERIFY:
+		return mode_verify(c, cl);
+	default:
+		return mode_submit(c, cl);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	struct cmdline cl = { .mode = MODE_SUBMIT };
+	static struct cmdline cl = { .mode = MODE_SUBMIT, .dot_ends = true };
 	const char *name = argc > 0 ? basename(argv[0]) : "sendmail";
 	const struct conf *c;
 	int ex;
 
 	log_init("sendmail");
-	cl.submit.dot_ends = true;
 	if (strcmp(name, "mailq") == 0)
 		cl.mode = MODE_LIST;
 	else if (strcmp(name, "newaliases") == 0)
 		cl.mode = MODE_NEWALIASES;
 	parse_args(&cl, argc, argv);
 	if (cl.mode == MODE_NEWALIASES) {
-		strlist_free(&cl.submit.args);
+		strlist_free(&cl.args);
 		return EX_OK;	/* aliases live in the config: nothing to build */
 	}
 	setlocale(LC_CTYPE, "C.UTF-8");
 	c = conf_load(cl.conf_path);
-	switch (cl.mode) {
-	case MODE_LIST:
-		ex = mailq_list(c);
-		break;
-	case MODE_FLUSH:
-		ex = mode_flush(c, &cl);
-		break;
-	default:
-		ex = mode_submit(c, &cl);
-		break;
-	}
+	ex = run_mode(c, &cl);
 	conf_free(c);
-	strlist_free(&cl.submit.args);
+	strlist_free(&cl.args);
 	return ex;
 }

@@ -43,6 +43,8 @@ enum conf_type {
 	CT_SECONDS,	/* number with optional s/m/h/d/w suffix */
 	CT_ADDRESS,	/* envelope-safe mail address */
 	CT_DOMAIN,	/* host name */
+	CT_REWRITE,	/* never | local | always */
+	CT_BYTES,	/* number with optional k/m/g suffix */
 };
 
 struct conf_key {
@@ -73,6 +75,8 @@ static const struct conf_key conf_keys[] = {
 	K("relay", "data_timeout", CT_SECONDS, relay.data_timeout, false),
 	K("mail", "from", CT_ADDRESS, mail.from, false),
 	K("mail", "domain", CT_DOMAIN, mail.domain, false),
+	K("mail", "rewrite_from", CT_REWRITE, mail.rewrite_from, false),
+	K("mail", "max_size", CT_BYTES, mail.max_size, false),
 	K("queue", "dir", CT_PATH, queue.dir, false),
 	K("queue", "max_age", CT_SECONDS, queue.max_age, false),
 };
@@ -104,6 +108,40 @@ static int conf_fail(struct conf_parse *p, const char *fmt, ...)
 		vsnprintf(p->err, sizeof(p->err), fmt, ap);
 		va_end(ap);
 	}
+	return 0;
+}
+
+/* conf_parse_number - a decimal number from min to max, nothing else */
+static int conf_parse_number(const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* conf_parse_bytes - "0", "512k", "10m", "1g" (powers of 1024) */
+static int conf_parse_bytes(const char *v, long *out)
+{
+	char *end;
+	long n, unit;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	unit = *end == '\0' ? 1 : strchr("kK", *end) ? 1L << 10 :
+	    strchr("mM", *end) ? 1L << 20 : strchr("gG", *end) ? 1L << 30 : 0;
+	if (errno || unit == 0 || (*end && end[1]) || n > LONG_MAX / unit)
+		return -1;
+	*out = n * unit;
 	return 0;
 }
 
@@ -181,8 +219,7 @@ static int conf_store(struct conf_parse *p, const struct conf_key *k,
 			return conf_fail(p, "%s: %s: %s", k->name, why, v);
 		break;
 	case CT_PORT:
-		if (conf_parse_seconds(v, &n) < 0 || !isdigit((unsigned char)
-		    v[strlen(v) - 1]) || n > 65535)
+		if (conf_parse_number(v, 1, 65535, &n) < 0)
 			return conf_fail(p, "%s: not a port number (1-65535):"
 					 " %s", k->name, v);
 		*(unsigned *)(void *)field = (unsigned)n;
@@ -197,6 +234,23 @@ static int conf_store(struct conf_parse *p, const struct conf_key *k,
 		else
 			return conf_fail(p, "tls: expected starttls, tls or "
 					 "none, not %s", v);
+		return 1;
+	case CT_REWRITE:
+		if (strcmp(v, "never") == 0)
+			*(enum conf_rewrite *)(void *)field = REWRITE_NEVER;
+		else if (strcmp(v, "local") == 0)
+			*(enum conf_rewrite *)(void *)field = REWRITE_LOCAL;
+		else if (strcmp(v, "always") == 0)
+			*(enum conf_rewrite *)(void *)field = REWRITE_ALWAYS;
+		else
+			return conf_fail(p, "rewrite_from: expected never, "
+					 "local or always, not %s", v);
+		return 1;
+	case CT_BYTES:
+		if (conf_parse_bytes(v, &n) < 0)
+			return conf_fail(p, "%s: not a size (like 0, 10m, 1g):"
+					 " %s", k->name, v);
+		*(long *)(void *)field = n;
 		return 1;
 	case CT_SECONDS:
 		if (conf_parse_seconds(v, &n) < 0)

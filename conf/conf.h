@@ -32,6 +32,12 @@ enum conf_tls {
 	CONF_TLS_NONE,		/* loopback relays only */
 };
 
+enum conf_rewrite {
+	REWRITE_LOCAL,		/* only bare local senders (root, cron) */
+	REWRITE_NEVER,
+	REWRITE_ALWAYS,		/* every sender; the original goes to Reply-To */
+};
+
 struct conf_alias {
 	char *name;		/* local name, lower case */
 	char *addrs;		/* comma-separated address list */
@@ -58,6 +64,8 @@ struct conf {
 	struct {
 		char *from;	/* default envelope sender and From: */
 		char *domain;	/* qualifies bare names; NULL: FQDN */
+		enum conf_rewrite rewrite_from;	/* needs from */
+		long max_size;	/* bytes; 0: no limit */
 	} mail;
 	struct conf_alias *aliases;
 	size_t naliases;

@@ -76,6 +76,18 @@ static size_t addr_skip_comment(const char *t, size_t len, size_t i)
 	return len;
 }
 
+/* addr_copy_literal - copy a [domain literal] at i, return index past it */
+static size_t addr_copy_literal(const char *t, size_t len, size_t i,
+				struct buf *b)
+{
+	for (; i < len; i++) {
+		buf_putc(b, t[i]);
+		if (t[i] == ']')
+			return i + 1;
+	}
+	return len;
+}
+
 /* addr_copy_quoted - copy "..." at i into b, return index past it */
 static size_t addr_copy_quoted(const char *t, size_t len, size_t i,
 			       struct buf *b)
@@ -106,6 +118,8 @@ void addr_parse_list(const char *t, size_t len, struct strlist *out)
 			i = addr_skip_comment(t, len, i);
 		} else if (c == '"') {
 			i = addr_copy_quoted(t, len, i, dst);
+		} else if (c == '[') {
+			i = addr_copy_literal(t, len, i, dst);
 		} else if (c == '<' && !in_angle) {
 			in_angle = true;
 			lx.had_angle = true;
@@ -158,7 +172,7 @@ const char *addr_check_envelope(const char *addr)
 /* addr_qualify - a copy of addr, with "@domain" added to a bare name */
 char *addr_qualify(const char *addr, const char *domain)
 {
-	struct buf b = BUF_INIT(2 * ADDR_MAX);
+	struct buf b = BUF_INIT(strlen(addr) + (domain ? strlen(domain) : 0) + 1);
 
 	buf_puts(&b, addr);
 	if (strchr(addr, '@') == NULL && domain && *domain) {

@@ -2,15 +2,21 @@
  * NAME
  *	submit - read a message from the caller into the spool
  * DESCRIPTION
- *	See submit.h. Input is read with read(2) through one buffer; the
- *	body goes through a small byte state machine (submit_body) that
- *	normalises line endings, spots the lone-dot terminator and refuses
- *	NUL bytes, writing CRLF text to the spool as it goes.
+ *	See submit.h. The header block is read into memory (bounded); the
+ *	body goes through a byte state machine (submit_body) that
+ *	normalises line endings, applies the dot rules, notes 8-bit bytes
+ *	and the longest line, and writes CRLF text to the spool as it goes.
+ *	A body with a line over 998 octets is then copied once more,
+ *	quoted-printable, into a second spool file (submit_reencode): the
+ *	message is read once from the caller and memory stays flat.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sysexits.h>
 #include <time.h>
@@ -18,109 +24,68 @@
 
 #include "message/addr.h"
 #include "message/header.h"
+#include "message/qp.h"
 #include "message/submit.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/sys.h"
 
-struct input {
-	int fd;
-	size_t pos;
-	size_t len;
-	bool eof;
-	unsigned long lineno;
-	char buf[65536];
-};
+#define SMTP_LINE_LIMIT 998	/* octets per line, CRLF excluded */
 
 struct output {
 	struct spool_writer *w;
+	bool discard;		/* after an error: read on, write nothing */
 	size_t used;
 	char buf[65536];
 };
 
-/* input_fill - refill the buffer; false at end of input */
-static bool input_fill(struct input *in)
+/* what one submission learns while reading */
+struct reading {
+	const struct conf *conf;
+	struct submission *sub;
+	struct input *in;
+	struct headers hs;
+	struct buf body_line;	/* a body line that came without blank line */
+	bool more;		/* the body follows the headers */
+	bool eightbit;		/* a byte >= 0x80 anywhere */
+	bool header_8bit;	/* ... in the headers */
+	unsigned long long_line;	/* first body line over the limit */
+	long size;		/* body bytes, for max_size */
+	struct submit_error *err;
+};
+
+/* submit_fail - remember the first reason the message is refused */
+static void submit_fail(struct reading *r, int ex, int smtp,
+			const char *fmt, ...) LOG_FMT(4, 5);
+
+static void submit_fail(struct reading *r, int ex, int smtp,
+			const char *fmt, ...)
 {
-	ssize_t n;
+	va_list ap;
 
-	if (in->eof)
-		return false;
-	do
-		n = read(in->fd, in->buf, sizeof(in->buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		log_die(EX_IOERR, "cannot read the message: %m; nothing was "
-			"queued");
-	in->pos = 0;
-	in->len = (size_t)n;
-	in->eof = n == 0;
-	return n > 0;
-}
-
-/* input_getc - next byte, or -1 at end of input */
-static inline int input_getc(struct input *in)
-{
-	if (in->pos == in->len && !input_fill(in))
-		return -1;
-	return (unsigned char)in->buf[in->pos++];
-}
-
-/* input_peek - next byte without taking it, or -1 */
-static inline int input_peek(struct input *in)
-{
-	if (in->pos == in->len && !input_fill(in))
-		return -1;
-	return (unsigned char)in->buf[in->pos];
-}
-
-/* input_line - one line without its ending; false at end of input */
-static bool input_line(struct input *in, struct buf *line)
-{
-	int c;
-
-	buf_reset(line);
-	if (input_peek(in) < 0)
-		return false;
-	in->lineno++;
-	while ((c = input_getc(in)) >= 0) {
-		if (c == '\n')
-			break;
-		if (c == '\r') {
-			if (input_peek(in) == '\n')
-				input_getc(in);
-			break;
-		}
-		if (c == '\0')
-			log_die(EX_DATAERR, "the message contains a NUL byte "
-				"(line %lu); nothing was queued", in->lineno);
-		if (buf_putc(line, (char)c) < 0)
-			log_die(EX_DATAERR, "header line %lu is longer than %d"
-				" bytes; nothing was queued", in->lineno,
-				HEADER_BLOCK_MAX);
-	}
-	return true;
+	if (r->err->ex)
+		return;
+	r->err->ex = ex;
+	r->err->smtp = smtp;
+	va_start(ap, fmt);
+	vsnprintf(r->err->text, sizeof(r->err->text), fmt, ap);
+	va_end(ap);
 }
 
 /* out_flush - hand the buffered CRLF text to the spool */
 static void out_flush(struct output *o)
 {
-	spool_write(o->w, o->buf, o->used);
+	if (!o->discard && o->used)
+		spool_write(o->w, o->buf, o->used);
 	o->used = 0;
 }
 
-/* out_put - buffered output */
+/* out_putc - buffered output */
 static inline void out_putc(struct output *o, char c)
 {
 	if (o->used == sizeof(o->buf))
 		out_flush(o);
 	o->buf[o->used++] = c;
-}
-
-/* out_crlf - end a line */
-static inline void out_crlf(struct output *o)
-{
-	out_putc(o, '\r');
-	out_putc(o, '\n');
 }
 
 /* out_write - several bytes */
@@ -130,178 +95,192 @@ static void out_write(struct output *o, const char *p, size_t n)
 		out_putc(o, *p++);
 }
 
-/* submit_headers - read the header block; body_line gets a non-header
- * line that started the body early (no blank line before it) */
-static bool submit_headers(struct input *in, const struct submit_opts *o,
-			   struct headers *hs, struct buf *body_line)
+/* out_crlf - end a line */
+static void out_crlf(struct output *o)
+{
+	out_putc(o, '\r');
+	out_putc(o, '\n');
+}
+
+/* has_8bit - any byte >= 0x80 */
+static bool has_8bit(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* header_line_ok - checks on one header line; false ends the headers */
+static bool submit_header_line(struct reading *r, struct buf *line,
+			       enum input_line rc)
+{
+	if (rc == LINE_NUL)
+		submit_fail(r, EX_DATAERR, 554, "5.6.0 the message contains "
+			    "a NUL byte (line %lu)", r->in->lineno);
+	else if (rc == LINE_TOO_LONG || line->len > SMTP_LINE_LIMIT)
+		submit_fail(r, EX_DATAERR, 554, "5.6.0 header line %lu is "
+			    "longer than %d octets", r->in->lineno,
+			    SMTP_LINE_LIMIT);
+	if (has_8bit(buf_str(line), line->len))
+		r->header_8bit = true;
+	return r->err->ex == 0;
+}
+
+/* submit_dot_line - the dot rules for a header-phase line; true if the
+ * line ends the input */
+static bool submit_dot_line(struct reading *r, struct buf *line)
+{
+	if (line->len == 0 || line->data[0] != '.')
+		return false;
+	if (line->len == 1)
+		return r->sub->smtp || r->sub->dot_ends;
+	if (r->sub->smtp) {	/* unstuff */
+		memmove(line->data, line->data + 1, line->len);
+		line->len--;
+	}
+	return false;
+}
+
+/* submit_headers - read the header block; false if the input ended */
+static bool submit_headers(struct reading *r)
 {
 	struct buf line = BUF_INIT(HEADER_BLOCK_MAX);
-	bool more = true;
+	enum input_line rc;
+	bool more = false;
 
-	while ((more = input_line(in, &line))) {
-		if (o->dot_ends && strcmp(buf_str(&line), ".") == 0) {
-			more = false;
+	while ((rc = input_line(r->in, &line)) != LINE_EOF) {
+		if (submit_dot_line(r, &line))
+			break;
+		if (!submit_header_line(r, &line, rc))
+			continue;	/* refused: read on to the end */
+		if (r->in->lineno == 1 && !r->sub->smtp &&
+		    strncmp(buf_str(&line), "From ", 5) == 0)
+			continue;	/* mbox separator (git format-patch) */
+		if (line.len == 0) {
+			more = true;
 			break;
 		}
-		if (in->lineno == 1 && strncmp(buf_str(&line), "From ", 5) == 0)
-			continue;	/* mbox separator (git format-patch) */
-		if (line.len == 0)
-			break;
-		if ((line.data[0] == ' ' || line.data[0] == '\t') && hs->n) {
-			if (headers_fold(hs, line.data, line.len) < 0)
+		if ((line.data[0] == ' ' || line.data[0] == '\t') && r->hs.n) {
+			if (headers_fold(&r->hs, line.data, line.len) < 0)
 				goto too_big;
 			continue;
 		}
 		if (header_name_len(line.data, line.len) == 0) {
-			buf_append(body_line, line.data, line.len);
+			buf_append(&r->body_line, line.data, line.len);
+			more = true;
 			break;
 		}
-		if (headers_add(hs, line.data, line.len) < 0)
+		if (headers_add(&r->hs, line.data, line.len) < 0)
 			goto too_big;
 	}
 	buf_free(&line);
 	return more;
 too_big:
-	log_die(EX_DATAERR, "the header block is larger than %d bytes; "
-		"nothing was queued", HEADER_BLOCK_MAX);
+	buf_free(&line);
+	submit_fail(r, EX_DATAERR, 552, "5.3.4 the header block is larger "
+		    "than %d bytes", HEADER_BLOCK_MAX);
+	return true;	/* read on */
+}
+
+/* body_state - where submit_body is within a line */
+struct body_state {
+	bool bol;		/* at the beginning of a line */
+	bool dot;		/* a '.' at bol, waiting for the next byte */
+	bool cr;		/* a CR, waiting to see if LF follows */
+	size_t col;		/* bytes on this line so far */
+};
+
+/* body_eol - a line ended */
+static void body_eol(struct reading *r, struct body_state *st,
+		     struct output *out)
+{
+	out_crlf(out);
+	if (st->col > SMTP_LINE_LIMIT && r->long_line == 0)
+		r->long_line = r->in->lineno;
+	r->in->lineno++;
+	st->bol = true;
+	st->col = 0;
+}
+
+/* body_byte - an ordinary byte of a line */
+static void body_byte(struct reading *r, struct body_state *st,
+		      struct output *out, int c)
+{
+	if (c == '\0') {
+		submit_fail(r, EX_DATAERR, 554, "5.6.0 the message contains a "
+			    "NUL byte (line %lu)", r->in->lineno);
+		out->discard = true;
+	}
+	if (c >= 0x80)
+		r->eightbit = true;
+	out_putc(out, (char)c);
+	st->bol = false;
+	st->col++;
+	if (r->sub->max_size && ++r->size > r->sub->max_size) {
+		submit_fail(r, EX_DATAERR, 552, "5.3.4 the message is larger "
+			    "than the limit of %ld bytes", r->sub->max_size);
+		out->discard = true;
+	}
 }
 
 /* submit_body - stream the body to the spool, normalising to CRLF */
-static void submit_body(struct input *in, const struct submit_opts *o,
-			struct output *out)
+static void submit_body(struct reading *r, struct output *out)
 {
-	bool bol = true, dot = false, cr = false;
+	struct body_state st = { .bol = true };
+	bool dots = r->sub->smtp || r->sub->dot_ends;
 	int c;
 
-	while ((c = input_getc(in)) >= 0) {
-		if (cr) {
-			cr = false;
-			out_crlf(out);
-			bol = true;
-			in->lineno++;
+	while ((c = input_getc(r->in)) >= 0) {
+		if (st.cr) {
+			st.cr = false;
+			body_eol(r, &st, out);
 			if (c == '\n')
 				continue;
 		}
-		if (dot) {
-			if (c == '\n' || c == '\r')
+		if (st.dot) {
+			st.dot = false;
+			if (c == '\n')
 				return;		/* the lone-dot terminator */
-			out_putc(out, '.');
-			dot = bol = false;
-		}
-		if (c == '\r') {
-			cr = true;
-		} else if (c == '\n') {
-			out_crlf(out);
-			bol = true;
-			in->lineno++;
-		} else if (c == '\0') {
-			log_die(EX_DATAERR, "the message contains a NUL byte "
-				"(line %lu); nothing was queued", in->lineno);
-		} else if (c == '.' && bol && o->dot_ends) {
-			dot = true;
-		} else {
-			out_putc(out, (char)c);
-			bol = false;
-		}
-	}
-	if (dot)
-		return;		/* a last line of only "." ends the input too */
-	if (cr || !bol)
-		out_crlf(out);
-}
-
-/* submit_sender - the envelope sender, "" for the null sender */
-const char *submit_sender(const struct conf *c, const struct submit_opts *o)
-{
-	static char *sender;
-	const char *why;
-	struct buf b = BUF_INIT(ADDR_MAX * 2);
-
-	if (sender)
-		return sender;
-	if (o->sender && (strcmp(o->sender, "<>") == 0 || *o->sender == '\0'))
-		return sender = xstrdup("");
-	if (o->sender) {
-		struct strlist l = STRLIST_INIT;
-
-		addr_parse_list(o->sender, strlen(o->sender), &l);
-		if (l.n != 1)
-			log_die(EX_USAGE, "-f: not one address: %s", o->sender);
-		sender = addr_qualify(l.v[0], conf_domain(c));
-		strlist_free(&l);
-	} else if (c->mail.from) {
-		sender = xstrdup(c->mail.from);
-	} else {
-		buf_printf(&b, "%s@%s", sys_login(), conf_domain(c));
-		sender = buf_steal(&b);
-	}
-	if ((why = addr_check_envelope(sender)) != NULL)
-		log_die(EX_USAGE, "bad sender address: %s", why);
-	buf_free(&b);
-	return sender;
-}
-
-/* submit_add_rcpt - alias-expand, qualify, check and add one address */
-static void submit_add_rcpt(const struct conf *c, const char *a,
-			    struct strlist *out, int ex, int depth)
-{
-	const char *alias = strchr(a, '@') ? NULL : conf_alias(c, a);
-	const char *why;
-	char *q;
-
-	if (alias && depth < 8) {
-		struct strlist l = STRLIST_INIT;
-
-		addr_parse_list(alias, strlen(alias), &l);
-		for (size_t i = 0; i < l.n; i++)
-			submit_add_rcpt(c, l.v[i], out, ex, depth + 1);
-		strlist_free(&l);
-		return;
-	}
-	q = addr_qualify(a, conf_domain(c));
-	if ((why = addr_check_envelope(q)) != NULL)
-		log_die(ex, "bad recipient address: %s", why);
-	if (strlist_has_nocase(out, q))
-		free(q);
-	else
-		strlist_take(out, q);
-}
-
-/* submit_recipients - expand address lists into out */
-void submit_recipients(const struct conf *c, const struct strlist *lists,
-		       struct strlist *out, int ex)
-{
-	for (size_t i = 0; i < lists->n; i++) {
-		struct strlist l = STRLIST_INIT;
-
-		addr_parse_list(lists->v[i], strlen(lists->v[i]), &l);
-		for (size_t j = 0; j < l.n; j++)
-			submit_add_rcpt(c, l.v[j], out, ex, 0);
-		strlist_free(&l);
-	}
-}
-
-/* submit_extract - -t: header recipients (Resent- block if present) */
-static void submit_extract(const struct conf *c, struct headers *hs,
-			   struct strlist *out)
-{
-	static const char *plain[] = { "To", "Cc", "Bcc", NULL };
-	static const char *resent[] = { "Resent-To", "Resent-Cc",
-					"Resent-Bcc", NULL };
-	const char **names = headers_have_prefix(hs, "Resent-") ? resent :
-	    plain;
-	struct strlist lists = STRLIST_INIT;
-
-	for (size_t i = 0; i < hs->n; i++)
-		for (const char **n = names; *n; n++)
-			if (header_is(&hs->v[i], *n)) {
-				size_t len;
-				const char *v = header_value(&hs->v[i], &len);
-
-				strlist_take(&lists, xstrndup(v, len));
+			if (c == '\r') {
+				if (input_peek(r->in) == '\n')
+					input_getc(r->in);
+				return;
 			}
-	submit_recipients(c, &lists, out, EX_DATAERR);
-	strlist_free(&lists);
+			if (!r->sub->smtp)	/* SMTP: unstuff the dot */
+				body_byte(r, &st, out, '.');
+		}
+		if (c == '\r')
+			st.cr = true;
+		else if (c == '\n')
+			body_eol(r, &st, out);
+		else if (c == '.' && st.bol && dots)
+			st.dot = true;
+		else
+			body_byte(r, &st, out, c);
+		if (out->discard && !r->sub->smtp)
+			return;		/* refused; nobody reads on */
+	}
+	if (st.dot)
+		return;		/* a last line of only "." ends the input too */
+	if (st.cr || !st.bol)
+		body_eol(r, &st, out);
+}
+
+/* addr_local - an address of this host: no domain, or the host's own */
+static bool addr_local(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const char *fqdn = sys_fqdn();
+	size_t short_len = strcspn(fqdn, ".");
+
+	if (at == NULL)
+		return true;
+	at++;
+	return strcasecmp(at, "localhost") == 0 ||
+	    strcasecmp(at, "localhost.localdomain") == 0 ||
+	    strcasecmp(at, fqdn) == 0 ||
+	    (strlen(at) == short_len && strncasecmp(at, fqdn, short_len) == 0);
 }
 
 /* submit_phrase - a display name, quoted when it needs to be */
@@ -320,26 +299,103 @@ static void submit_phrase(struct buf *b, const char *name)
 	buf_putc(b, '"');
 }
 
-/* submit_add_from - From: [mail] from or login@domain, with a name */
-static void submit_add_from(const struct conf *c, const struct submit_opts *o,
-			    struct headers *hs)
+/* submit_mailbox - "Name <addr>" or "addr" into b */
+static void submit_mailbox(struct buf *b, const char *name, const char *addr)
 {
-	struct buf b = BUF_INIT(HEADER_BLOCK_MAX);
-	const char *name = o->fullname ? o->fullname : sys_fullname();
-
-	buf_puts(&b, "From: ");
 	if (name && *name && !strpbrk(name, "\r\n")) {
-		submit_phrase(&b, name);
-		buf_puts(&b, " <");
+		submit_phrase(b, name);
+		buf_printf(b, " <%s>", addr);
+	} else {
+		buf_puts(b, addr);
 	}
-	if (c->mail.from)
-		buf_puts(&b, c->mail.from);
-	else
-		buf_printf(&b, "%s@%s", sys_login(), conf_domain(c));
-	if (name && *name && !strpbrk(name, "\r\n"))
-		buf_putc(&b, '>');
-	headers_add(hs, b.data, b.len);
+}
+
+/* display_name - the phrase before <addr>, or the comment after addr */
+static char *display_name(const char *v, size_t len)
+{
+	const char *lt = memchr(v, '<', len), *open, *close;
+	const char *s = v, *e;
+
+	if (lt) {
+		e = lt;
+	} else if ((open = memchr(v, '(', len)) != NULL &&
+		   (close = memchr(open, ')', len - (size_t)(open - v))) != NULL) {
+		s = open + 1;
+		e = close;
+	} else {
+		return NULL;
+	}
+	while (s < e && isspace((unsigned char)*s))
+		s++;
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	if (e - s >= 2 && *s == '"' && e[-1] == '"') {
+		s++;
+		e--;
+	}
+	return e > s ? xstrndup(s, (size_t)(e - s)) : NULL;
+}
+
+/* submit_rewrite_from - [mail] rewrite_from: From and envelope together */
+static void submit_rewrite_from(struct reading *r)
+{
+	const struct conf *c = r->conf;
+	const char *from = c->mail.from;
+	enum conf_rewrite policy = c->mail.rewrite_from;
+	struct header *h = headers_find(&r->hs, "From");
+	struct strlist addrs = STRLIST_INIT;
+	struct buf b = BUF_INIT(HEADER_BLOCK_MAX);
+	const char *v;
+	size_t len;
+	char *name;
+
+	if (from == NULL || policy == REWRITE_NEVER)
+		return;
+	if (*r->sub->sender && (policy == REWRITE_ALWAYS ||
+				r->sub->sender_local)) {
+		free(r->sub->sender);
+		r->sub->sender = xstrdup(from);
+	}
+	if (h == NULL)
+		return;
+	v = header_value(h, &len);
+	addr_parse_list(v, len, &addrs);
+	if (addrs.n == 1 && (policy == REWRITE_ALWAYS ||
+			     addr_local(addrs.v[0]))) {
+		if (!addr_local(addrs.v[0]) && strcasecmp(addrs.v[0], from) &&
+		    !headers_find(&r->hs, "Reply-To")) {
+			buf_printf(&b, "Reply-To:%.*s", (int)len, v);
+			headers_add(&r->hs, b.data, b.len);
+			buf_reset(&b);
+		}
+		name = display_name(v, len);
+		buf_puts(&b, "From: ");
+		submit_mailbox(&b, name, from);
+		headers_remove(&r->hs, "From");
+		headers_add(&r->hs, b.data, b.len);
+		free(name);
+	}
+	strlist_free(&addrs);
 	buf_free(&b);
+}
+
+/* submit_add_from - From: [mail] from or login@domain, with a name */
+static void submit_add_from(struct reading *r)
+{
+	const struct conf *c = r->conf;
+	struct buf b = BUF_INIT(HEADER_BLOCK_MAX), addr = BUF_INIT(ADDR_MAX * 2);
+	const char *name = r->sub->fullname ? r->sub->fullname :
+	    sys_fullname();
+
+	if (c->mail.from)
+		buf_puts(&addr, c->mail.from);
+	else
+		buf_printf(&addr, "%s@%s", sys_login(), conf_domain(c));
+	buf_puts(&b, "From: ");
+	submit_mailbox(&b, name, buf_str(&addr));
+	headers_add(&r->hs, b.data, b.len);
+	buf_free(&b);
+	buf_free(&addr);
 }
 
 /* submit_add_date - Date: now, RFC 5322 */
@@ -371,18 +427,17 @@ static void submit_add_msgid(const struct conf *c, const char *id,
 }
 
 /* submit_fix_headers - what every message gets, whatever the caller */
-static void submit_fix_headers(const struct conf *c,
-			       const struct submit_opts *o, const char *id,
-			       struct headers *hs)
+static void submit_fix_headers(struct reading *r, const char *id)
 {
-	headers_remove(hs, "Bcc");
-	headers_remove(hs, "Resent-Bcc");
-	if (!headers_find(hs, "From"))
-		submit_add_from(c, o, hs);
-	if (!headers_find(hs, "Date"))
-		submit_add_date(hs);
-	if (!headers_find(hs, "Message-ID"))
-		submit_add_msgid(c, id, hs);
+	headers_remove(&r->hs, "Bcc");
+	headers_remove(&r->hs, "Resent-Bcc");
+	submit_rewrite_from(r);
+	if (!headers_find(&r->hs, "From"))
+		submit_add_from(r);
+	if (!headers_find(&r->hs, "Date"))
+		submit_add_date(&r->hs);
+	if (!headers_find(&r->hs, "Message-ID"))
+		submit_add_msgid(r->conf, id, &r->hs);
 }
 
 /* submit_write_headers - the header block and the blank line */
@@ -395,43 +450,341 @@ static void submit_write_headers(struct output *out, const struct headers *hs)
 	out_crlf(out);
 }
 
-/* submit - read stdin, commit it to the spool, return it locked */
-int submit(const struct conf *c, const struct submit_opts *o,
-	    struct spool *s, struct spool_msg *m)
+/* header_is_value - does header name's value start with one of words */
+static bool header_starts(struct headers *hs, const char *name,
+			  const char *const *words)
 {
-	static struct input in;
-	static struct output out;
-	static struct spool_writer w;
-	struct headers hs = { 0 };
-	struct buf body_line = BUF_INIT(HEADER_BLOCK_MAX);
-	struct strlist rcpts = STRLIST_INIT;
-	const char *sender = submit_sender(c, o);
-	bool more;
+	struct header *h = headers_find(hs, name);
+	size_t len;
+	const char *v;
 
-	submit_recipients(c, &o->args, &rcpts, EX_USAGE);
-	if (rcpts.n == 0 && !o->extract)
-		log_die(EX_USAGE, "no recipients given (use -t to read them "
-			"from the message)");
-	in.fd = STDIN_FILENO;
-	more = submit_headers(&in, o, &hs, &body_line);
-	if (o->extract)
-		submit_extract(c, &hs, &rcpts);
-	if (rcpts.n == 0)
-		log_die(EX_USAGE, "no recipients found; nothing was queued");
+	if (h == NULL)
+		return false;
+	v = header_value(h, &len);
+	while (len && isspace((unsigned char)*v)) {
+		v++;
+		len--;
+	}
+	for (; *words; words++)
+		if (len >= strlen(*words) &&
+		    strncasecmp(v, *words, strlen(*words)) == 0)
+			return true;
+	return false;
+}
+
+/* submit_can_reencode - is quoted-printable safe for this message */
+static bool submit_can_reencode(struct reading *r)
+{
+	static const char *const identity[] = { "7bit", "8bit", "binary",
+						NULL };
+	static const char *const composite[] = { "multipart/", "message/",
+						 NULL };
+
+	if (headers_find(&r->hs, "Content-Transfer-Encoding") &&
+	    !header_starts(&r->hs, "Content-Transfer-Encoding", identity))
+		return false;
+	return !header_starts(&r->hs, "Content-Type", composite);
+}
+
+/* submit_qp_headers - declare the new encoding */
+static void submit_qp_headers(struct reading *r)
+{
+	static const char cte[] = "Content-Transfer-Encoding: "
+	    "quoted-printable";
+	static const char ctype[] = "Content-Type: text/plain; charset=utf-8";
+
+	headers_remove(&r->hs, "Content-Transfer-Encoding");
+	if (!headers_find(&r->hs, "MIME-Version"))
+		headers_add(&r->hs, "MIME-Version: 1.0", 17);
+	if (!headers_find(&r->hs, "Content-Type") && r->eightbit)
+		headers_add(&r->hs, ctype, sizeof(ctype) - 1);
+	headers_add(&r->hs, cte, sizeof(cte) - 1);
+}
+
+/* submit_copy_qp - the body from fd at off, quoted-printable, into out */
+static void submit_copy_qp(int fd, off_t off, struct output *out)
+{
+	static char in[65536];
+	struct qp q = QP_INIT;
+	struct buf enc = BUF_INIT(4 * sizeof(in));
+	ssize_t n;
+
+	while ((n = pread(fd, in, sizeof(in), off)) > 0) {
+		qp_feed(&q, in, (size_t)n, &enc);
+		out_write(out, enc.data, enc.len);
+		buf_reset(&enc);
+		off += n;
+	}
+	if (n < 0)
+		log_die(EX_IOERR, "cannot re-read the spool file: %m");
+	qp_end(&q, &enc);
+	out_write(out, enc.data, enc.len);
+	buf_free(&enc);
+}
+
+/* submit_envelope - the envelope header of the queue file */
+static void submit_envelope(struct reading *r, struct spool_writer *w)
+{
+	struct spool_env env = {
+		.sender = r->sub->sender,
+		.mail_dsn = r->sub->mail_dsn,
+		.rcpts = &r->sub->rcpts,
+		.rcpt_dsn = &r->sub->rcpt_dsn,
+	};
+
+	spool_put_envelope(w, &env);
+}
+
+/* submit_reencode - second pass: the same message, body quoted-printable;
+ * returns the writer to commit */
+static struct spool_writer *submit_reencode(struct reading *r,
+					    struct spool_writer *w,
+					    off_t body_off, struct output *out)
+{
+	static struct spool_writer w2;
+	int fd = spool_detach(w);
+
+	spool_create(w->spool, &w2);
+	out->w = &w2;
+	submit_qp_headers(r);
+	submit_envelope(r, &w2);
+	submit_write_headers(out, &r->hs);
+	submit_copy_qp(fd, body_off, out);
+	out_flush(out);
+	close(fd);
+	w2.eightbit = r->header_8bit;
+	w2.utf8 = w->utf8;
+	return &w2;
+}
+
+/* submit_utf8 - does the message need SMTPUTF8 */
+static enum spool_utf8 submit_utf8(struct reading *r)
+{
+	if (has_8bit(r->sub->sender, strlen(r->sub->sender)))
+		return UTF8_NEED;
+	for (size_t i = 0; i < r->sub->rcpts.n; i++)
+		if (has_8bit(r->sub->rcpts.v[i], strlen(r->sub->rcpts.v[i])))
+			return UTF8_NEED;
+	return r->header_8bit ? UTF8_WANT : UTF8_NO;
+}
+
+/* submit_extract - -t: header recipients (Resent- block if present) */
+static void submit_extract(struct reading *r)
+{
+	static const char *plain[] = { "To", "Cc", "Bcc", NULL };
+	static const char *resent[] = { "Resent-To", "Resent-Cc",
+					"Resent-Bcc", NULL };
+	const char **names = headers_have_prefix(&r->hs, "Resent-") ? resent :
+	    plain;
+	char why[256];
+
+	for (size_t i = 0; i < r->hs.n; i++)
+		for (const char **n = names; *n; n++) {
+			size_t len;
+			const char *v;
+			char *list;
+
+			if (!header_is(&r->hs.v[i], *n))
+				continue;
+			v = header_value(&r->hs.v[i], &len);
+			list = xstrndup(v, len);
+			if (submit_recipient_list(r->conf, r->sub, list,
+						  r->sub->notify, why,
+						  sizeof(why)) < 0)
+				submit_fail(r, EX_DATAERR, 553, "5.1.3 %s: %s",
+					    *n, why);
+			free(list);
+		}
+}
+
+/* submit_write - spool the message read so far and the rest of the body */
+static int submit_write(struct reading *r, struct spool *s,
+			struct spool_msg *m)
+{
+	static struct spool_writer w;
+	static struct output out;
+	off_t body_off;
+
 	spool_create(s, &w);
 	out.w = &w;
-	submit_fix_headers(c, o, w.id, &hs);
-	spool_put_envelope(&w, sender, &rcpts);
-	submit_write_headers(&out, &hs);
-	if (body_line.len) {
-		out_write(&out, body_line.data, body_line.len);
+	out.discard = false;
+	out.used = 0;
+	submit_fix_headers(r, w.id);
+	submit_envelope(r, &w);
+	submit_write_headers(&out, &r->hs);
+	out_flush(&out);
+	body_off = w.data_off + w.data_len;
+	if (r->body_line.len) {
+		out_write(&out, r->body_line.data, r->body_line.len);
 		out_crlf(&out);
 	}
-	if (more)
-		submit_body(&in, o, &out);
+	if (r->more)
+		submit_body(r, &out);
 	out_flush(&out);
-	headers_free(&hs);
-	buf_free(&body_line);
-	strlist_free(&rcpts);
-	return spool_commit(&w, m);
+	if (r->err->ex == 0 && r->long_line && !submit_can_reencode(r))
+		submit_fail(r, EX_DATAERR, 554, "5.6.0 line %lu is longer than"
+			    " %d octets and the message is already MIME-encoded"
+			    " or multipart, so it cannot be re-encoded safely",
+			    r->long_line, SMTP_LINE_LIMIT);
+	if (r->err->ex) {
+		spool_abort(&w);
+		return -1;
+	}
+	w.eightbit = r->eightbit || r->sub->eightbit;
+	w.utf8 = submit_utf8(r);
+	return spool_commit(r->long_line ? submit_reencode(r, &w, body_off,
+							   &out) : &w,
+			    m) < 0 ? 1 : 0;
+}
+
+/* submit_drain - after a refusal in -bs DATA, read to the final dot */
+static void submit_drain(struct reading *r)
+{
+	struct output sink = { .discard = true };
+
+	if (r->sub->smtp && r->more)
+		submit_body(r, &sink);
+}
+
+/* submit - read the message, commit it to the spool, return it locked */
+int submit(const struct conf *c, struct submission *sub, struct input *in,
+	   struct spool *s, struct spool_msg *m, struct submit_error *err)
+{
+	struct reading r = { .conf = c, .sub = sub, .in = in, .err = err };
+	int rc = -1;
+
+	memset(err, 0, sizeof(*err));
+	buf_init(&r.body_line, HEADER_BLOCK_MAX);
+	r.more = submit_headers(&r);
+	if (sub->extract && err->ex == 0)
+		submit_extract(&r);
+	if (sub->rcpts.n == 0 && err->ex == 0)
+		submit_fail(&r, EX_USAGE, 554, "5.5.1 no recipients found");
+	if (err->ex == 0)
+		rc = submit_write(&r, s, m);
+	else
+		submit_drain(&r);
+	headers_free(&r.hs);
+	buf_free(&r.body_line);
+	return rc;
+}
+
+/* submission_init - an empty submission with sendmail's defaults */
+void submission_init(struct submission *sub)
+{
+	memset(sub, 0, sizeof(*sub));
+	sub->dot_ends = true;
+}
+
+/* submission_free - release what the submission owns */
+void submission_free(struct submission *sub)
+{
+	free(sub->sender);
+	free(sub->mail_dsn);
+	strlist_free(&sub->rcpts);
+	strlist_free(&sub->rcpt_dsn);
+	sub->sender = sub->mail_dsn = NULL;
+}
+
+/* submit_sender - set the envelope sender from raw (-f, MAIL FROM), or
+ * the default when raw is NULL; -1 with err if it is not an address */
+int submit_sender(const struct conf *c, struct submission *sub,
+		  const char *raw, char *err, size_t errlen)
+{
+	struct strlist l = STRLIST_INIT;
+	struct buf b = BUF_INIT(ADDR_MAX * 2);
+	const char *why;
+
+	free(sub->sender);
+	sub->sender = NULL;
+	sub->sender_local = false;
+	if (raw && (strcmp(raw, "<>") == 0 || *raw == '\0')) {
+		sub->sender = xstrdup("");
+		return 0;
+	}
+	if (raw) {
+		addr_parse_list(raw, strlen(raw), &l);
+		if (l.n == 1) {
+			sub->sender = addr_qualify(l.v[0], conf_domain(c));
+			sub->sender_local = addr_local(l.v[0]);
+		}
+		strlist_free(&l);
+	} else if (c->mail.from) {
+		sub->sender = xstrdup(c->mail.from);
+	} else {
+		buf_printf(&b, "%s@%s", sys_login(), conf_domain(c));
+		sub->sender = buf_steal(&b);
+	}
+	why = sub->sender ? addr_check_envelope(sub->sender) :
+	    "not exactly one address";
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "bad sender address: %s", why);
+	free(sub->sender);
+	sub->sender = NULL;
+	return -1;
+}
+
+/* submit_expand - alias-expand, qualify, check and add one address */
+static int submit_expand(const struct conf *c, struct submission *sub,
+			 const char *a, const char *dsn, int depth, char *err,
+			 size_t errlen)
+{
+	const char *alias = strchr(a, '@') ? NULL : conf_alias(c, a);
+	const char *why;
+	char *q;
+	int rc = 0;
+
+	if (alias == NULL && depth == 0 && strchr(a, '@') == NULL)
+		alias = conf_alias(c, "*");	/* the catch-all */
+	if (alias && depth >= 8) {
+		snprintf(err, errlen, "alias loop at %s", a);
+		return -1;
+	}
+	if (alias) {
+		struct strlist l = STRLIST_INIT;
+
+		addr_parse_list(alias, strlen(alias), &l);
+		for (size_t i = 0; i < l.n && rc == 0; i++)
+			rc = submit_expand(c, sub, l.v[i], dsn, depth + 1, err,
+					   errlen);
+		strlist_free(&l);
+		return rc;
+	}
+	q = addr_qualify(a, conf_domain(c));
+	if ((why = addr_check_envelope(q)) != NULL) {
+		snprintf(err, errlen, "bad recipient address: %s", why);
+		free(q);
+		return -1;
+	}
+	if (strlist_has_nocase(&sub->rcpts, q)) {
+		free(q);
+		return 0;
+	}
+	strlist_take(&sub->rcpts, q);
+	strlist_add(&sub->rcpt_dsn, dsn ? dsn : "");
+	return 0;
+}
+
+/* submit_recipient - add one address (through aliases) */
+int submit_recipient(const struct conf *c, struct submission *sub,
+		     const char *addr, const char *dsn, char *err,
+		     size_t errlen)
+{
+	return submit_expand(c, sub, addr, dsn, 0, err, errlen);
+}
+
+/* submit_recipient_list - add every address of an address list */
+int submit_recipient_list(const struct conf *c, struct submission *sub,
+			  const char *list, const char *dsn, char *err,
+			  size_t errlen)
+{
+	struct strlist l = STRLIST_INIT;
+	int rc = 0;
+
+	addr_parse_list(list, strlen(list), &l);
+	for (size_t i = 0; i < l.n && rc == 0; i++)
+		rc = submit_expand(c, sub, l.v[i], dsn, 0, err, errlen);
+	strlist_free(&l);
+	return rc;
 }

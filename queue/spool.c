@@ -8,12 +8,16 @@
  *	  id 692A0E8B3D0F1A7
  *	  arrival 1764289163
  *	  sender alice@example.com     (empty value: null sender)
- *	  rcpt bob@example.org         (one line per recipient)
- *	  size 00000000000000001234    (bytes of message; fixed width)
+ *	  dsn RET=HDRS ENVID=x         (optional: DSN parameters for MAIL)
+ *	  rcpt bob@example.org NOTIFY=NEVER   (one per recipient, DSN
+ *	                               parameters for its RCPT optional)
+ *	  size 00000000000000001234    (bytes of message)       \  fixed
+ *	  body 8BITMIME                (or "7BIT    ")           > width,
+ *	  smtputf8 no                  (or "want", "need")      /  last
  *	  <empty line>
  *	  message, CRLF line endings, not dot-stuffed
  *
- *	The size is written last, in place, before the fsync; a file whose
+ *	The last three fields are written last, in place, before the fsync; a file whose
  *	length disagrees with it is refused as corrupt. The state file:
  *
  *	  OUTBOX-STATE 1
@@ -213,6 +217,8 @@ void spool_create(struct spool *s, struct spool_writer *w)
 	w->spool = s;
 	w->used = 0;
 	w->data_len = 0;
+	w->eightbit = false;
+	w->utf8 = UTF8_NO;
 	w->fd = spool_tmp_create(s, w->id, sizeof(w->id), "");
 	if (w->fd < 0)
 		log_die(EX_CANTCREAT, "cannot create a file in %s/tmp: %m",
@@ -259,22 +265,37 @@ static void spool_put(struct spool_writer *w, const void *p, size_t n)
 	}
 }
 
+static const char *const spool_utf8_names[] = { "no", "want", "need" };
+
+/* spool_tail - the fixed-width fields known only at the end */
+static void spool_tail(const struct spool_writer *w, struct buf *b)
+{
+	buf_printf(b, "size %020lld\nbody %-8s\nsmtputf8 %-4s\n\n",
+		   (long long)w->data_len, w->eightbit ? "8BITMIME" : "7BIT",
+		   spool_utf8_names[w->utf8]);
+}
+
 /* spool_put_envelope - the queue file's header, before any message byte */
-void spool_put_envelope(struct spool_writer *w, const char *sender,
-			const struct strlist *rcpts)
+void spool_put_envelope(struct spool_writer *w, const struct spool_env *e)
 {
 	struct buf b = BUF_INIT(SPOOL_ENV_MAX);
 	int rc = 0;
 
 	rc |= buf_printf(&b, "OUTBOX-QUEUE 1\nid %s\narrival %lld\n"
-			 "sender %s\n", w->id, (long long)time(NULL), sender);
-	for (size_t i = 0; i < rcpts->n; i++)
-		rc |= buf_printf(&b, "rcpt %s\n", rcpts->v[i]);
-	rc |= buf_puts(&b, "size ");
+			 "sender %s\n", w->id, (long long)time(NULL),
+			 e->sender);
+	if (e->mail_dsn && *e->mail_dsn)
+		rc |= buf_printf(&b, "dsn %s\n", e->mail_dsn);
+	for (size_t i = 0; i < e->rcpts->n; i++) {
+		const char *dsn = e->rcpt_dsn ? e->rcpt_dsn->v[i] : "";
+
+		rc |= buf_printf(&b, "rcpt %s%s%s\n", e->rcpts->v[i],
+				 *dsn ? " " : "", dsn);
+	}
 	if (rc < 0)
 		log_die(EX_DATAERR, "too many recipients for one message");
-	w->size_off = (off_t)b.len;
-	buf_printf(&b, "%020d\n\n", 0);
+	w->tail_off = (off_t)b.len;
+	spool_tail(w, &b);
 	w->data_off = (off_t)b.len;
 	spool_put(w, b.data, b.len);
 	buf_free(&b);
@@ -299,13 +320,15 @@ static int spool_fsync_dir(int dirfd)
 int spool_commit(struct spool_writer *w, struct spool_msg *m)
 {
 	struct spool *s = w->spool;
-	char size[24];
+	struct buf tail = BUF_INIT(128);
 	char err[256];
 
 	spool_flush(w);
-	snprintf(size, sizeof(size), "%020lld", (long long)w->data_len);
-	if (pwrite(w->fd, size, 20, w->size_off) != 20)
+	spool_tail(w, &tail);
+	if (pwrite(w->fd, tail.data, tail.len, w->tail_off) !=
+	    (ssize_t)tail.len)
 		log_die(EX_IOERR, "cannot write to the spool %s: %m", s->path);
+	buf_free(&tail);
 	if (fsync(w->fd) < 0)
 		log_die(EX_IOERR, "cannot fsync the spool file: %m; the "
 			"message was not accepted");
@@ -348,6 +371,20 @@ void spool_abort(struct spool_writer *w)
 	log_set_cleanup(NULL);
 }
 
+/* spool_detach - unlink an uncommitted message's name but keep its
+ * contents readable through the returned descriptor (re-encoding) */
+int spool_detach(struct spool_writer *w)
+{
+	int fd = w->fd;
+
+	spool_flush(w);
+	unlinkat(w->spool->tmpfd, w->id, 0);
+	w->fd = -1;
+	spool_armed = NULL;
+	log_set_cleanup(NULL);
+	return fd;
+}
+
 /* spool_read_head - the bytes of fd up to and including "\n\n" */
 static int spool_read_head(int fd, struct buf *b)
 {
@@ -386,13 +423,17 @@ static int spool_num(const char *s, long long *out)
 	return errno || *end ? -1 : 0;
 }
 
-/* spool_add_rcpt - one more recipient, pending */
-static void spool_add_rcpt(struct spool_msg *m, const char *addr)
+/* spool_add_rcpt - one more recipient ("addr[ dsn-params]"), pending */
+static void spool_add_rcpt(struct spool_msg *m, const char *line)
 {
+	const char *sp = strchr(line, ' ');
+
 	if ((m->nrcpts & (m->nrcpts - 1)) == 0)
 		m->rcpts = xrealloc(m->rcpts, (m->nrcpts ? m->nrcpts * 2 : 1) *
 				    sizeof(*m->rcpts));
-	m->rcpts[m->nrcpts].addr = xstrdup(addr);
+	m->rcpts[m->nrcpts].addr = sp ? xstrndup(line, (size_t)(sp - line)) :
+	    xstrdup(line);
+	m->rcpts[m->nrcpts].dsn = sp ? xstrdup(sp + 1) : NULL;
 	m->rcpts[m->nrcpts].state = RCPT_PENDING;
 	m->rcpts[m->nrcpts].reply = NULL;
 	m->nrcpts++;
@@ -417,6 +458,25 @@ static int spool_parse_line(struct spool_msg *m, char *line)
 		spool_add_rcpt(m, v);
 		return 0;
 	}
+	if (strcmp(line, "body") == 0 && m->body == NULL) {
+		m->body = xstrndup(v, strcspn(v, " "));
+		return 0;
+	}
+	if (strcmp(line, "dsn") == 0 && m->mail_dsn == NULL) {
+		m->mail_dsn = xstrdup(v);
+		return 0;
+	}
+	if (strcmp(line, "smtputf8") == 0) {
+		size_t vlen = strcspn(v, " ");
+
+		for (int i = UTF8_NO; i <= UTF8_NEED; i++)
+			if (strlen(spool_utf8_names[i]) == vlen &&
+			    strncmp(v, spool_utf8_names[i], vlen) == 0) {
+				m->smtputf8 = (enum spool_utf8)i;
+				return 0;
+			}
+		return -1;
+	}
 	if (strcmp(line, "arrival") == 0 && spool_num(v, &n) == 0) {
 		m->arrival = (time_t)n;
 		return 0;
@@ -439,7 +499,7 @@ static int spool_parse_head(struct spool_msg *m, struct buf *b)
 	while ((line = strtok_r(NULL, "\n", &save)) != NULL)
 		if (spool_parse_line(m, line) < 0)
 			return -1;
-	return m->sender && m->nrcpts && m->arrival ? 0 : -1;
+	return m->sender && m->nrcpts && m->arrival && m->body ? 0 : -1;
 }
 
 /* spool_parse_state_line - one line of a state file */
@@ -665,14 +725,17 @@ void spool_msg_free(struct spool_msg *m)
 	m->fd = -1;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].dsn);
 		free(m->rcpts[i].reply);
 	}
 	free(m->rcpts);
 	free(m->sender);
+	free(m->body);
+	free(m->mail_dsn);
 	free(m->error);
 	m->rcpts = NULL;
 	m->nrcpts = 0;
-	m->sender = m->error = NULL;
+	m->sender = m->error = m->body = m->mail_dsn = NULL;
 }
 
 /* spool_pending - recipients still to deliver */

@@ -42,6 +42,13 @@ struct spool {
 	int tmpfd;	/* tmp/ */
 };
 
+/* does the message need SMTPUTF8 */
+enum spool_utf8 {
+	UTF8_NO,	/* all ASCII */
+	UTF8_WANT,	/* UTF-8 in the headers: SMTPUTF8 if the relay has it */
+	UTF8_NEED,	/* UTF-8 in an envelope address: SMTPUTF8 or fail */
+};
+
 /* recipient states */
 #define RCPT_PENDING	'p'	/* not yet accepted; retried */
 #define RCPT_DONE	'd'	/* accepted by the relay; never sent again */
@@ -49,14 +56,26 @@ struct spool {
 
 struct spool_rcpt {
 	char *addr;
+	char *dsn;	/* "NOTIFY=.. ORCPT=.." for RCPT, NULL if none */
 	char state;
 	char *reply;	/* last reply or error, NULL if none */
+};
+
+/* the envelope as submitted: what the queue file's header records */
+struct spool_env {
+	const char *sender;		/* "" is the null sender */
+	const char *mail_dsn;		/* "RET=.. ENVID=.." or NULL */
+	const struct strlist *rcpts;
+	const struct strlist *rcpt_dsn;	/* parallel to rcpts, or NULL */
 };
 
 struct spool_msg {
 	char id[SPOOL_ID_MAX];
 	int fd;		/* queue file, flocked while we hold it */
 	char *sender;	/* "" is the null sender */
+	char *body;	/* "7BIT" or "8BITMIME" */
+	char *mail_dsn;	/* NULL or "RET=.. ENVID=.." */
+	enum spool_utf8 smtputf8;
 	time_t arrival;
 	off_t data_off;	/* where the message starts in the file */
 	off_t data_len;
@@ -72,7 +91,9 @@ struct spool_writer {
 	struct spool *spool;
 	char id[SPOOL_ID_MAX];
 	int fd;
-	off_t size_off;	/* where the size field is */
+	off_t tail_off;	/* where the size/body/smtputf8 fields are */
+	bool eightbit;	/* set before commit: BODY=8BITMIME */
+	enum spool_utf8 utf8;	/* set before commit */
 	off_t data_off;
 	off_t data_len;
 	char buf[65536];
@@ -85,11 +106,11 @@ int spool_open(const struct conf *, struct spool *, enum spool_open_mode);
 void spool_close(struct spool *);
 
 void spool_create(struct spool *, struct spool_writer *);
-void spool_put_envelope(struct spool_writer *, const char *sender,
-			const struct strlist *rcpts);
+void spool_put_envelope(struct spool_writer *, const struct spool_env *);
 void spool_write(struct spool_writer *, const void *, size_t);
 int spool_commit(struct spool_writer *, struct spool_msg *);
 void spool_abort(struct spool_writer *);
+int spool_detach(struct spool_writer *);
 
 enum spool_lock { SPOOL_LOCKED, SPOOL_BUSY, SPOOL_GONE, SPOOL_BAD };
 enum spool_lock spool_lock(struct spool *, const char *id,

@@ -102,7 +102,8 @@ void smtp_caps_line(struct smtp_caps *c, const char *p, size_t n)
 		c->enhanced = true;
 	else if (smtp_kw(p, n, "SIZE")) {
 		c->size = true;
-		c->size_max = n > 5 ? strtoul(p + 5, NULL, 10) : 0;
+		c->size_max = n > 5 && isdigit((unsigned char)p[5]) ?
+		    strtoul(p + 5, NULL, 10) : 0;
 	}
 }
 

@@ -183,7 +183,7 @@ def test_bare_names_are_aliased_then_qualified(relay, outbox):
     (["-f", "Bounce <b@example.org>"], "b@example.org"),
 ])
 def test_envelope_sender_from_f_and_r(relay, outbox, args, sender):
-    ob = outbox(relay())
+    ob = outbox(relay(), mail={"rewrite_from": "never"})
     msg = send(ob, args + ["-i", "bob@example.org"], b"From: x@example.org\n\nx\n")
     assert msg["mail_from"] == sender
     assert b"From: x@example.org\r\n" in msg["data"]   # From: untouched

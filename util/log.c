@@ -18,6 +18,7 @@ static bool log_verbose_on;
 static bool log_stderr_on = true;
 static bool log_syslog_open;
 static void (*log_cleanup)(void);
+static void (*log_die_hook)(int, const char *);
 
 /* log_init - name used as the message prefix and syslog ident */
 void log_init(const char *progname)
@@ -49,6 +50,12 @@ void log_set_cleanup(void (*fn)(void))
 	log_cleanup = fn;
 }
 
+/* log_set_die_hook - also tell a -bs client before log_die exits */
+void log_set_die_hook(void (*fn)(int, const char *))
+{
+	log_die_hook = fn;
+}
+
 /* log_emit - format once, send to stderr and/or syslog */
 static void log_emit(int prio, bool to_stderr, bool to_syslog,
 		     const char *fmt, va_list ap)
@@ -56,6 +63,12 @@ static void log_emit(int prio, bool to_stderr, bool to_syslog,
 	char text[2048];
 
 	vsnprintf(text, sizeof(text), fmt, ap);
+	/* one message, one line: caller-supplied text cannot forge more */
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (prio == LOG_ERR && log_die_hook)
+		log_die_hook(0, text);
 	if (to_stderr && log_stderr_on)
 		fprintf(stderr, "%s: %s\n", log_prog, text);
 	if (to_syslog) {

@@ -28,6 +28,7 @@ void log_set_verbose(bool);
 bool log_is_verbose(void);
 void log_set_stderr(bool);
 void log_set_cleanup(void (*)(void));
+void log_set_die_hook(void (*)(int ex, const char *text));
 
 _Noreturn void log_die(int ex, const char *fmt, ...) LOG_FMT(2, 3);
 void log_warn(const char *fmt, ...) LOG_FMT(1, 2);
