@@ -196,9 +196,9 @@ static void body_eol(struct reading *r, struct body_state *st,
 		     struct output *out)
 {
 	out_crlf(out);
+	r->in->lineno++;	/* counts the lines read so far */
 	if (st->col > SMTP_LINE_LIMIT && r->long_line == 0)
 		r->long_line = r->in->lineno;
-	r->in->lineno++;
 	st->bol = true;
 	st->col = 0;
 }
@@ -209,7 +209,7 @@ static void body_byte(struct reading *r, struct body_state *st,
 {
 	if (c == '\0') {
 		submit_fail(r, EX_DATAERR, 554, "5.6.0 the message contains a "
-			    "NUL byte (line %lu)", r->in->lineno);
+			    "NUL byte (line %lu)", r->in->lineno + 1);
 		out->discard = true;
 	}
 	if (c >= 0x80)
@@ -247,6 +247,7 @@ static void submit_body(struct reading *r, struct output *out)
 					input_getc(r->in);
 				return;
 			}
+			st.bol = false;
 			if (!r->sub->smtp)	/* SMTP: unstuff the dot */
 				body_byte(r, &st, out, '.');
 		}

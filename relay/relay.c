@@ -327,6 +327,23 @@ static void txn_verdict(struct spool_rcpt *rc, const struct smtp_reply *rep)
 	rc->reply = xstrdup(buf_str(&rep->text));
 }
 
+/* txn_mail - MAIL FROM with the parameters the relay understands */
+static void txn_mail(struct txn *t, struct buf *out)
+{
+	const struct smtp_caps *caps = &t->r->caps;
+	const struct spool_msg *m = t->m;
+
+	buf_printf(out, "MAIL FROM:<%s>", m->sender);
+	if (caps->size)
+		buf_printf(out, " SIZE=%lld", (long long)m->data_len);
+	if (caps->eightbit && strcmp(m->body, "8BITMIME") == 0)
+		buf_puts(out, " BODY=8BITMIME");
+	if (caps->smtputf8 && m->smtputf8 != UTF8_NO)
+		buf_puts(out, " SMTPUTF8");
+	if (caps->dsn && m->mail_dsn)
+		buf_printf(out, " %s", m->mail_dsn);
+}
+
 /* txn_queue - append command k to out; false if it must not be sent */
 static bool txn_queue(struct txn *t, size_t k, struct buf *out)
 {
@@ -334,11 +351,13 @@ static bool txn_queue(struct txn *t, size_t k, struct buf *out)
 	size_t start = out->len;
 
 	if (k == 0) {
-		buf_printf(out, "MAIL FROM:<%s>", m->sender);
-		if (t->r->caps.size)
-			buf_printf(out, " SIZE=%lld", (long long)m->data_len);
+		txn_mail(t, out);
 	} else if (k <= t->n) {
-		buf_printf(out, "RCPT TO:<%s>", m->rcpts[t->idx[k - 1]].addr);
+		const struct spool_rcpt *rc = &m->rcpts[t->idx[k - 1]];
+
+		buf_printf(out, "RCPT TO:<%s>", rc->addr);
+		if (t->r->caps.dsn && rc->dsn)
+			buf_printf(out, " %s", rc->dsn);
 	} else {
 		if (!t->r->caps.pipelining && t->accepted == 0)
 			return false;
@@ -489,18 +508,26 @@ static void txn_free(struct txn *t)
 	smtp_reply_free(&t->tmp);
 }
 
-/* txn_too_big - refuse before sending what the relay said it cannot take */
-static bool txn_too_big(struct txn *t)
+/* txn_unfit - refuse before sending what the relay said it cannot take */
+static bool txn_unfit(struct txn *t)
 {
 	unsigned long max = t->r->caps.size_max;
 	struct smtp_reply rep = { 0 };
 
-	if (max == 0 || (unsigned long long)t->m->data_len <= max)
-		return false;
 	buf_init(&rep.text, SMTP_TEXT_MAX);
-	rep.code = 552;
-	buf_printf(&rep.text, "552 5.3.4 message size %lld exceeds the "
-		   "relay's limit of %lu", (long long)t->m->data_len, max);
+	if (max && (unsigned long long)t->m->data_len > max) {
+		rep.code = 552;
+		buf_printf(&rep.text, "552 5.3.4 message size %lld exceeds the"
+			   " relay's limit of %lu", (long long)t->m->data_len,
+			   max);
+	} else if (t->m->smtputf8 == UTF8_NEED && !t->r->caps.smtputf8) {
+		rep.code = 553;
+		buf_puts(&rep.text, "553 5.6.7 the relay does not support "
+			 "SMTPUTF8, which a non-ASCII address needs");
+	} else {
+		smtp_reply_free(&rep);
+		return false;
+	}
 	txn_fail_all(t, &rep);
 	txn_set_error(t->m, buf_str(&rep.text));
 	smtp_reply_free(&rep);
@@ -556,7 +583,7 @@ enum relay_result relay_send(struct relay *r, struct spool_msg *m)
 	enum relay_result res = RELAY_DONE;
 
 	txn_init(&t, r, m);
-	if (t.n && !txn_too_big(&t))
+	if (t.n && !txn_unfit(&t))
 		res = txn_run(&t);
 	txn_free(&t);
 	return res;

@@ -131,7 +131,7 @@ def test_nul_byte_is_refused_and_nothing_queued(relay, outbox):
     ob = outbox(r)
     res = ob.run(["-i", "bob@example.org"], input=b"Subject: n\n\nbad\0byte\n")
     assert res.returncode == 65
-    assert b"NUL" in res.stderr and res.stderr.count(b"\n") == 1
+    assert res.stderr == b"sendmail: the message contains a NUL byte (line 3); nothing was queued\n"
     assert ob.queue_files() == [] and r.messages == []
 
 
