@@ -52,6 +52,7 @@ struct cmdline {
 	enum mode mode;
 	const char *conf_path;		/* -C */
 	const char *flush_id;		/* -qI<id> */
+	long interval;			/* -q<interval>, seconds */
 	bool queue_only;		/* -odq */
 	const char *sender;		/* -f, -r */
 	const char *fullname;		/* -F */
@@ -217,9 +218,13 @@ static void opt_o(struct cmdline *cl, const char *v)
 		cl->queue_only = false;
 }
 
-/* opt_q - -q (flush now), -qI<id> (one message) */
+/* opt_q - -q (flush now), -qI<id> (one message), -q<interval> (runner:
+ * a number with s, m, h, d or w; minutes when bare, as sendmail) */
 static void opt_q(struct cmdline *cl, const char *v)
 {
+	char *end;
+	long n;
+
 	cl->mode = MODE_FLUSH;
 	if (*v == '\0')
 		return;
@@ -227,7 +232,17 @@ static void opt_q(struct cmdline *cl, const char *v)
 		cl->flush_id = v + 1;
 		return;
 	}
-	log_die(EX_USAGE, "-q%s: expected -q or -qI<queue id>", v);
+	n = isdigit((unsigned char)*v) ? strtol(v, &end, 10) : 0;
+	if (n > 0 && n < 100000 && (end[0] == '\0' || end[1] == '\0') &&
+	    strchr("smhdw", *end)) {
+		static const long unit[] = { 1, 60, 3600, 86400, 604800 };
+
+		cl->interval = n * (*end ? unit[strchr("smhdw", *end) -
+						  "smhdw"] : 60);
+		return;
+	}
+	log_die(EX_USAGE, "-q%s: expected -q, -qI<queue id> or -q<interval> "
+		"(like -q1m)", v);
 }
 
 static const struct opt sendmail_opts[] = {
@@ -407,6 +422,12 @@ static int mode_flush(const struct conf *c, const struct cmdline *cl)
 	struct spool s;
 	int ex;
 
+	if (cl->interval) {
+		spool_open(c, &s, SPOOL_CREATE);
+		ex = runner_loop(c, &s, cl->interval);
+		spool_close(&s);
+		return ex;
+	}
 	if (spool_open(c, &s, SPOOL_EXISTING) < 0) {
 		spool_close(&s);
 		return EX_OK;	/* no spool yet: nothing to flush */

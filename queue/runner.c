@@ -9,7 +9,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +26,14 @@
 #include "util/crash.h"
 #include "util/log.h"
 
+/* set by SIGTERM/SIGINT in the queue runner: stop between messages */
+static volatile sig_atomic_t runner_stop;
+
 struct tally {
 	unsigned delivered;	/* messages now fully done */
 	unsigned deferred;	/* messages with recipients still pending */
 	unsigned failed;	/* messages with only failed ones left */
+	unsigned busy;		/* held by another process: try again soon */
 };
 
 /* runner_count - how m's recipients stand */
@@ -198,8 +205,11 @@ static void runner_one(const struct conf *c, struct spool *s, const char *id,
 	case SPOOL_BAD:
 		log_warn("%s", err);
 		return;
-	default:
-		return;		/* busy elsewhere, or already gone */
+	case SPOOL_BUSY:
+		t->busy++;
+		return;
+	case SPOOL_GONE:
+		return;
 	}
 	if (spool_pending(&m) == 0) {
 		spool_msg_free(&m);
@@ -220,11 +230,11 @@ static void runner_one(const struct conf *c, struct spool *s, const char *id,
 	spool_msg_free(&m);
 }
 
-/* runner_flush - try every queued message (or only_id) now */
-int runner_flush(const struct conf *c, struct spool *s, const char *only_id)
+/* runner_pass - one pass over the queue, counted in t */
+static void runner_pass(const struct conf *c, struct spool *s,
+			const char *only_id, struct tally *t)
 {
 	struct strlist ids = STRLIST_INIT;
-	struct tally t = { 0 };
 	struct relay r;
 	bool open = false;
 	char conn_err[1024] = "";
@@ -235,14 +245,99 @@ int runner_flush(const struct conf *c, struct spool *s, const char *only_id)
 		strlist_add(&ids, only_id);
 	else if (spool_list(s, &ids) < 0)
 		log_die(EX_IOERR, "cannot read the queue in %s: %m", s->path);
-	for (size_t i = 0; i < ids.n; i++)
+	for (size_t i = 0; i < ids.n && !runner_stop; i++)
 		runner_one(c, s, ids.v[i], &r, &open, conn_err,
-			   sizeof(conn_err), &t);
+			   sizeof(conn_err), t);
 	if (open)
 		relay_close(&r);
 	strlist_free(&ids);
+}
+
+/* runner_flush - try every queued message (or only_id) now */
+int runner_flush(const struct conf *c, struct spool *s, const char *only_id)
+{
+	struct tally t = { 0 };
+
+	runner_pass(c, s, only_id, &t);
 	if (isatty(STDOUT_FILENO))
 		printf("%u delivered, %u deferred, %u failed\n", t.delivered,
 		       t.deferred, t.failed);
 	return t.deferred ? EX_TEMPFAIL : EX_OK;
+}
+
+/* runner_signal - SIGTERM, SIGINT: finish the transaction, then stop */
+static void runner_signal(int sig)
+{
+	(void)sig;
+	runner_stop = 1;
+}
+
+/* runner_watch - inotify on q/: a new message wakes the runner */
+static int runner_watch(struct spool *s)
+{
+	char path[PATH_MAX];
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/q", s->path);
+	if (inotify_add_watch(fd, path, IN_CREATE | IN_MOVED_TO) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* runner_sleep - until ms pass, a message arrives or a signal says stop */
+static void runner_sleep(int watch, long ms)
+{
+	struct pollfd p = { .fd = watch, .events = POLLIN };
+	char events[4096];
+	struct timespec now, end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	for (;;) {
+		long left;
+		int n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (end.tv_sec - now.tv_sec) * 1000 +
+		    (end.tv_nsec - now.tv_nsec) / 1000000L;
+		if (runner_stop || left <= 0)
+			return;
+		n = poll(&p, watch >= 0 ? 1 : 0, (int)(left > INT_MAX ?
+						       INT_MAX : left));
+		if (n > 0) {
+			while (read(watch, events, sizeof(events)) > 0)
+				;
+			return;
+		}
+	}
+}
+
+/* runner_loop - sendmail -q<interval>, in the foreground */
+int runner_loop(const struct conf *c, struct spool *s, long interval)
+{
+	struct sigaction sa = { .sa_handler = runner_signal };
+	int watch = runner_watch(s);
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	log_set_foreground(true);
+	log_note("queue runner started: every %lds, and when mail arrives%s",
+		 interval, watch < 0 ? " (inotify unavailable)" : "");
+	while (!runner_stop) {
+		struct tally t = { 0 };
+
+		runner_pass(c, s, NULL, &t);
+		/* a message still held by its submitter: look again soon */
+		runner_sleep(watch, t.busy ? 100 : interval * 1000);
+	}
+	log_note("queue runner stopped");
+	if (watch >= 0)
+		close(watch);
+	return EX_OK;
 }

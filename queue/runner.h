@@ -13,6 +13,11 @@
  *	one connection, reconnecting when the relay drops it; messages that
  *	another process holds are skipped, so concurrent flushes never send
  *	a message twice.
+ *
+ *	runner_loop() is sendmail -q<interval>: a foreground queue runner
+ *	for containers. It flushes every interval and at once when a
+ *	message is committed (inotify on q/). SIGTERM lets the current
+ *	transaction finish and exits 0; SIGINT does the same.
  */
 #ifndef OUTBOX_RUNNER_H
 #define OUTBOX_RUNNER_H
@@ -23,5 +28,6 @@
 int runner_deliver_new(const struct conf *, struct spool *,
 		       struct spool_msg *);
 int runner_flush(const struct conf *, struct spool *, const char *only_id);
+int runner_loop(const struct conf *, struct spool *, long interval);
 
 #endif

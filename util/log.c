@@ -17,6 +17,7 @@ static const char *log_prog = "sendmail";
 static bool log_verbose_on;
 static bool log_stderr_on = true;
 static bool log_syslog_open;
+static bool log_notes_to_stderr;
 static void (*log_cleanup)(void);
 static void (*log_die_hook)(int, const char *);
 
@@ -42,6 +43,13 @@ bool log_is_verbose(void)
 void log_set_stderr(bool on)
 {
 	log_stderr_on = on;
+}
+
+/* log_set_foreground - a long-running runner: notes go to stderr too
+ * when nothing listens on /dev/log */
+void log_set_foreground(bool on)
+{
+	log_notes_to_stderr = on && access("/dev/log", W_OK) != 0;
 }
 
 /* log_set_cleanup - run fn before log_die exits; NULL disarms */
@@ -111,7 +119,8 @@ void log_note(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_INFO, log_verbose_on, true, fmt, ap);
+	log_emit(LOG_INFO, log_verbose_on || log_notes_to_stderr, true, fmt,
+		 ap);
 	va_end(ap);
 }
 

@@ -11,7 +11,9 @@
  *	(and the caller under -v); log_verbose() only the caller under -v;
  *	log_tty() the caller when stderr is a terminal (a person, not a
  *	program, is waiting) and -v is not already telling it.
- *	In -bs mode stderr is silenced: the SMTP dialogue is the only
+ *	A foreground queue runner (log_set_foreground) also writes its notes
+ *	to stderr when there is no syslog to take them (no /dev/log, as in
+ *	most containers). In -bs mode stderr is silenced: the SMTP dialogue is the only
  *	channel to the client.
  *
  *	Nothing that holds a secret may be passed to these functions.
@@ -27,6 +29,7 @@ void log_init(const char *progname);
 void log_set_verbose(bool);
 bool log_is_verbose(void);
 void log_set_stderr(bool);
+void log_set_foreground(bool);
 void log_set_cleanup(void (*)(void));
 void log_set_die_hook(void (*)(int ex, const char *text));
 
