@@ -77,8 +77,11 @@ static const struct conf_key conf_keys[] = {
 	K("mail", "domain", CT_DOMAIN, mail.domain, false),
 	K("mail", "rewrite_from", CT_REWRITE, mail.rewrite_from, false),
 	K("mail", "max_size", CT_BYTES, mail.max_size, false),
+	K("mail", "bounce_to", CT_ADDRESS, mail.bounce_to, false),
 	K("queue", "dir", CT_PATH, queue.dir, false),
 	K("queue", "max_age", CT_SECONDS, queue.max_age, false),
+	K("queue", "retry_min", CT_SECONDS, queue.retry_min, false),
+	K("queue", "retry_max", CT_SECONDS, queue.retry_max, false),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -448,6 +451,8 @@ const struct conf *conf_load(const char *cli_path)
 	c->relay.timeout = 60;
 	c->relay.data_timeout = 600;
 	c->queue.max_age = 5 * 86400;
+	c->queue.retry_min = 60;
+	c->queue.retry_max = 3600;
 	c->path = conf_find(cli_path);
 	if (c->path)
 		conf_parse_file(c, c->path);
@@ -462,7 +467,7 @@ void conf_free(const struct conf *cc)
 	char **strs[] = { &c->path, &c->relay.host, &c->relay.ca_file,
 		&c->relay.user, &c->relay.password, &c->relay.password_file,
 		&c->relay.password_command, &c->relay.helo, &c->mail.from,
-		&c->mail.domain, &c->queue.dir };
+		&c->mail.domain, &c->mail.bounce_to, &c->queue.dir };
 
 	if (c->relay.password)
 		explicit_bzero(c->relay.password, strlen(c->relay.password));

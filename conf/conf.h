@@ -66,12 +66,15 @@ struct conf {
 		char *domain;	/* qualifies bare names; NULL: FQDN */
 		enum conf_rewrite rewrite_from;	/* needs from */
 		long max_size;	/* bytes; 0: no limit */
+		char *bounce_to;	/* bounces of local senders go here */
 	} mail;
 	struct conf_alias *aliases;
 	size_t naliases;
 	struct {
 		char *dir;	/* NULL: the per-user spool */
 		long max_age;	/* seconds */
+		long retry_min;	/* first backoff, seconds */
+		long retry_max;	/* backoff cap, seconds */
 	} queue;
 };
 

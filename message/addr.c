@@ -10,9 +10,11 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "message/addr.h"
 #include "util/buf.h"
+#include "util/sys.h"
 
 struct addr_lex {
 	struct buf plain;	/* mailbox text outside comments and angles */
@@ -193,4 +195,20 @@ int addr_check_domain(const char *d)
 		if (!isalnum(*p) && *p != '.' && *p != '-' && *p < 0x80)
 			return -1;
 	return 0;
+}
+
+/* addr_local - an address of this host: no domain, or the host's own */
+bool addr_local(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const char *fqdn = sys_fqdn();
+	size_t short_len = strcspn(fqdn, ".");
+
+	if (at == NULL)
+		return true;
+	at++;
+	return strcasecmp(at, "localhost") == 0 ||
+	    strcasecmp(at, "localhost.localdomain") == 0 ||
+	    strcasecmp(at, fqdn) == 0 ||
+	    (strlen(at) == short_len && strncasecmp(at, fqdn, short_len) == 0);
 }

@@ -19,6 +19,7 @@
 #ifndef OUTBOX_ADDR_H
 #define OUTBOX_ADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/strlist.h"
@@ -29,5 +30,6 @@ void addr_parse_list(const char *text, size_t len, struct strlist *out);
 const char *addr_check_envelope(const char *addr);
 char *addr_qualify(const char *addr, const char *domain);
 int addr_check_domain(const char *domain);
+bool addr_local(const char *addr);
 
 #endif

@@ -268,22 +268,6 @@ static void submit_body(struct reading *r, struct output *out)
 		body_eol(r, &st, out);
 }
 
-/* addr_local - an address of this host: no domain, or the host's own */
-static bool addr_local(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	const char *fqdn = sys_fqdn();
-	size_t short_len = strcspn(fqdn, ".");
-
-	if (at == NULL)
-		return true;
-	at++;
-	return strcasecmp(at, "localhost") == 0 ||
-	    strcasecmp(at, "localhost.localdomain") == 0 ||
-	    strcasecmp(at, fqdn) == 0 ||
-	    (strlen(at) == short_len && strncasecmp(at, fqdn, short_len) == 0);
-}
-
 /* submit_phrase - a display name, quoted when it needs to be */
 static void submit_phrase(struct buf *b, const char *name)
 {

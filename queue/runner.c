@@ -2,29 +2,41 @@
  * NAME
  *	runner - deliver queued messages through the relay
  * DESCRIPTION
- *	See runner.h. After each attempt runner_finish() commits what
- *	happened: the message is removed when no recipient is left, else
- *	its state file is replaced. The log gets one line per recipient
- *	whose fate changed.
+ *	See runner.h. One attempt at one message goes: lock it, skip it if
+ *	held or (for the runner) not yet due, expire it if it is too old,
+ *	send it, then runner_settle() commits what happened: failed
+ *	recipients are bounced, the message is removed when nobody is left
+ *	to deliver or report to, else its state file is replaced with the
+ *	next retry time (exponential backoff with jitter).
+ *
+ *	Failures before MAIL (connection, TLS, AUTH, configuration) mark
+ *	the message conn_fail: such a message never expires and is never
+ *	bounced, because the relay never judged it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "queue/bounce.h"
 #include "queue/runner.h"
 #include "relay/relay.h"
 #include "util/buf.h"
 #include "util/crash.h"
 #include "util/log.h"
+
+#define BACKGROUND_MAX_SECONDS	120	/* a background flush stops then */
 
 /* set by SIGTERM/SIGINT in the queue runner: stop between messages */
 static volatile sig_atomic_t runner_stop;
@@ -36,6 +48,20 @@ struct tally {
 	unsigned busy;		/* held by another process: try again soon */
 };
 
+/* one pass over the queue */
+struct pass {
+	const struct conf *conf;
+	struct spool *spool;
+	struct relay relay;
+	bool open;		/* relay connected */
+	char conn_err[1024];	/* the relay cannot be reached this pass */
+	bool due_only;		/* honour the backoff (runner, background) */
+	bool retry_failed;	/* -qI: failed recipients get another try */
+	time_t deadline;	/* 0, or stop starting messages then */
+	struct strlist ids;	/* work list; queued bounces are appended */
+	struct tally t;
+};
+
 /* runner_count - how m's recipients stand */
 static void runner_count(const struct spool_msg *m, size_t *done,
 			 size_t *pending, size_t *failed)
@@ -44,7 +70,7 @@ static void runner_count(const struct spool_msg *m, size_t *done,
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		char st = m->rcpts[i].state;
 
-		*done += st == RCPT_DONE;
+		*done += st == RCPT_DONE || st == RCPT_BOUNCED;
 		*pending += st == RCPT_PENDING;
 		*failed += st == RCPT_FAILED;
 	}
@@ -64,70 +90,238 @@ static void runner_log(const struct spool_msg *m, const char *before)
 				 r->addr, r->reply ? r->reply : "");
 		else if (r->state == RCPT_PENDING)
 			log_note("%s: to=<%s>, status=deferred (%s)", m->id,
-				 r->addr, r->reply ? r->reply :
-				 m->error ? m->error : "not yet tried");
+				 r->addr, m->conn_fail && m->error ? m->error :
+				 r->reply ? r->reply : m->error ? m->error :
+				 "not yet tried");
 	}
 }
 
-/* runner_finish - commit the attempt's outcome to the spool */
-static void runner_finish(struct spool *s, struct spool_msg *m,
-			  const char *before, struct tally *t)
+/* runner_backoff - seconds until the next try: doubling, capped, +-20% */
+static long runner_backoff(const struct conf *c, unsigned attempts)
 {
+	long delay = c->queue.retry_min;
+	unsigned short jitter = 0;
+
+	for (unsigned i = 1; i < attempts && delay < c->queue.retry_max; i++)
+		delay *= 2;
+	if (delay > c->queue.retry_max)
+		delay = c->queue.retry_max;
+	if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) < 0)
+		jitter = (unsigned short)getpid();
+	return delay * (80 + jitter % 41) / 100;
+}
+
+/* runner_bounce - report the failed recipients to the sender */
+static void runner_bounce(struct pass *p, struct spool_msg *m)
+{
+	char id[SPOOL_ID_MAX];
 	size_t done, pending, failed;
 
+	runner_count(m, &done, &pending, &failed);
+	if (failed == 0 || m->notified || *m->sender == '\0')
+		return;
+	if (bounce_queue(p->conf, p->spool, m, id, sizeof(id)) < 0)
+		return;
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == RCPT_FAILED)
+			m->rcpts[i].state = RCPT_BOUNCED;
+	if (*id)
+		strlist_add(&p->ids, id);
+}
+
+/* runner_settle - commit the attempt's outcome to the spool */
+static void runner_settle(struct pass *p, struct spool_msg *m,
+			  const char *before)
+{
+	size_t done, pending, failed;
+	time_t now = time(NULL);
+
 	m->attempts++;
-	m->last_try = time(NULL);
+	m->last_try = now;
 	runner_log(m, before);
+	runner_bounce(p, m);
 	runner_count(m, &done, &pending, &failed);
 	if (pending == 0 && failed == 0) {
-		spool_remove(s, m);
-		t->delivered++;
+		spool_remove(p->spool, m);
+		p->t.delivered++;
 		return;
 	}
-	spool_save_state(s, m);
+	m->next_try = pending ? now + runner_backoff(p->conf, m->attempts) :
+	    0;
+	spool_save_state(p->spool, m);
 	if (pending)
-		t->deferred++;
+		p->t.deferred++;
 	else
-		t->failed++;
+		p->t.failed++;
 }
 
 /* runner_snapshot - the recipients' states before an attempt */
 static char *runner_snapshot(const struct spool_msg *m)
 {
-	char *st = malloc(m->nrcpts + 1);
+	char *st = xmalloc(m->nrcpts + 1);
 
-	if (st == NULL)
-		log_die(EX_OSERR, "out of memory");
 	for (size_t i = 0; i < m->nrcpts; i++)
 		st[i] = m->rcpts[i].state;
 	st[m->nrcpts] = '\0';
 	return st;
 }
 
-/* runner_send - one message over r, reopening once if r went stale */
-static int runner_send(const struct conf *c, struct relay *r, bool *open,
-		       struct spool_msg *m, char *err, size_t errlen)
+/* runner_send - one message over the pass's relay session, reopening
+ * once if a reused connection went stale; -1: the relay is unreachable */
+static int runner_send(struct pass *p, struct spool_msg *m)
 {
-	if (!*open) {
-		if (relay_open(r, c, err, errlen) < 0)
+	struct relay *r = &p->relay;
+	char *err = p->conn_err;
+	size_t len = sizeof(p->conn_err);
+
+	if (!p->open) {
+		if (relay_open(r, p->conf, err, len) < 0)
 			return -1;
-		*open = true;
+		p->open = true;
 	}
 	if (relay_send(r, m) == RELAY_STALE) {
 		log_verbose("the relay closed the connection; reconnecting");
 		relay_close(r);
-		*open = false;
-		if (relay_open(r, c, err, errlen) < 0)
+		p->open = false;
+		if (relay_open(r, p->conf, err, len) < 0)
 			return -1;
-		*open = true;
+		p->open = true;
 		relay_send(r, m);
 	}
 	crash_point("after-accept");
 	if (r->broken) {
 		relay_close(r);
-		*open = false;
+		p->open = false;
 	}
 	return 0;
+}
+
+/* runner_attempt - send m, or record why the relay could not be had */
+static void runner_attempt(struct pass *p, struct spool_msg *m)
+{
+	if (p->conf->relay.host == NULL)
+		snprintf(p->conn_err, sizeof(p->conn_err),
+			 "no relay configured");
+	m->conn_fail = p->conn_err[0] || runner_send(p, m) < 0;
+	if (m->conn_fail) {
+		free(m->error);
+		m->error = xstrdup(p->conn_err);
+	}
+}
+
+/* runner_expire - past max_age: pending recipients fail (not when the
+ * relay was never reached: that is a configuration problem to fix) */
+static bool runner_expire(struct pass *p, struct spool_msg *m)
+{
+	time_t now = time(NULL);
+	long age = (long)(now - m->arrival);
+	struct buf why = BUF_INIT(1024);
+
+	if (m->conn_fail || age <= p->conf->queue.max_age)
+		return false;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct spool_rcpt *r = &m->rcpts[i];
+
+		if (r->state != RCPT_PENDING)
+			continue;
+		buf_reset(&why);
+		buf_printf(&why, "554 5.4.7 expired after %ld days in the "
+			   "queue; last reply: %s", age / 86400, r->reply ?
+			   r->reply : m->error ? m->error : "none");
+		free(r->reply);
+		r->reply = buf_steal(&why);
+		r->state = RCPT_FAILED;
+	}
+	buf_free(&why);
+	return true;
+}
+
+/* runner_skip - not this time: held, not due, or nothing to do */
+static bool runner_skip(struct pass *p, struct spool_msg *m)
+{
+	if (p->retry_failed)
+		for (size_t i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state == RCPT_FAILED)
+				m->rcpts[i].state = RCPT_PENDING;
+	if (m->held)
+		return true;
+	if (p->due_only && m->next_try > time(NULL))
+		return true;
+	return spool_pending(m) == 0;
+}
+
+/* runner_one - lock, deliver and settle one queued message */
+static void runner_one(struct pass *p, const char *id)
+{
+	struct spool_msg m;
+	char err[512], *before;
+
+	switch (spool_lock(p->spool, id, &m, err, sizeof(err))) {
+	case SPOOL_LOCKED:
+		break;
+	case SPOOL_BAD:
+		log_warn("%s", err);
+		return;
+	case SPOOL_BUSY:
+		p->t.busy++;
+		return;
+	case SPOOL_GONE:
+		return;
+	}
+	if (runner_skip(p, &m)) {
+		spool_msg_free(&m);
+		return;
+	}
+	before = runner_snapshot(&m);
+	if (!runner_expire(p, &m))
+		runner_attempt(p, &m);
+	runner_settle(p, &m, before);
+	free(before);
+	spool_msg_free(&m);
+}
+
+/* runner_pass - one pass over the queue (or over only_id) */
+static void runner_pass(struct pass *p, const char *only_id)
+{
+	spool_clean(p->spool);
+	if (only_id)
+		strlist_add(&p->ids, only_id);
+	else if (spool_list(p->spool, &p->ids) < 0)
+		log_die(EX_IOERR, "cannot read the queue in %s: %m",
+			p->spool->path);
+	for (size_t i = 0; i < p->ids.n && !runner_stop; i++) {
+		if (p->deadline && time(NULL) > p->deadline)
+			break;
+		runner_one(p, p->ids.v[i]);
+		p->retry_failed = false;	/* only the one named */
+	}
+	if (p->open)
+		relay_close(&p->relay);
+	p->open = false;
+	strlist_free(&p->ids);
+}
+
+/* pass_init - a pass over spool s */
+static void pass_init(struct pass *p, const struct conf *c, struct spool *s)
+{
+	memset(p, 0, sizeof(*p));
+	p->conf = c;
+	p->spool = s;
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* runner_flush - try every queued message (or only_id) now */
+int runner_flush(const struct conf *c, struct spool *s, const char *only_id)
+{
+	struct pass p;
+
+	pass_init(&p, c, s);
+	p.retry_failed = only_id != NULL;
+	runner_pass(&p, only_id);
+	if (isatty(STDOUT_FILENO))
+		printf("%u delivered, %u deferred, %u failed\n",
+		       p.t.delivered, p.t.deferred, p.t.failed);
+	return p.t.deferred ? EX_TEMPFAIL : EX_OK;
 }
 
 /* runner_no_relay - queued without a relay: say so once per spool */
@@ -149,120 +343,84 @@ static void runner_no_relay(const struct conf *c, struct spool *s,
 }
 
 /* runner_report - tell the caller which recipients were refused */
-static void runner_report(const struct spool_msg *m)
+static void runner_report(const struct spool_msg *m, const char *before)
 {
 	for (size_t i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].state == RCPT_FAILED)
+		if (m->rcpts[i].state != before[i] &&
+		    (m->rcpts[i].state == RCPT_FAILED ||
+		     m->rcpts[i].state == RCPT_BOUNCED))
 			log_warn("%s: <%s> refused by the relay: %s", m->id,
 				 m->rcpts[i].addr, m->rcpts[i].reply ?
 				 m->rcpts[i].reply : "no reason given");
+}
+
+/* runner_background - after a delivery, drain what is due without
+ * delaying the caller: a detached grandchild with no stdio, bounded in
+ * time, one at a time per spool */
+static void runner_background(const struct conf *c, struct spool *s)
+{
+	struct strlist ids = STRLIST_INIT;
+	struct pass p;
+	pid_t pid;
+	int lock, null;
+
+	if (spool_list(s, &ids) < 0 || ids.n == 0) {
+		strlist_free(&ids);
+		return;
+	}
+	strlist_free(&ids);
+	if ((pid = fork()) != 0) {
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		return;
+	}
+	if (setsid() < 0 || fork() != 0)
+		_exit(0);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		dup2(null, fd);
+	log_set_stderr(false);
+	lock = openat(s->dirfd, "flush.lock", O_RDWR | O_CREAT | O_NOFOLLOW |
+		      O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+		_exit(0);
+	pass_init(&p, c, s);
+	p.due_only = true;
+	p.deadline = time(NULL) + BACKGROUND_MAX_SECONDS;
+	runner_pass(&p, NULL);
+	_exit(0);
 }
 
 /* runner_deliver_new - the immediate attempt after a submission */
 int runner_deliver_new(const struct conf *c, struct spool *s,
 		       struct spool_msg *m)
 {
-	struct relay r;
-	struct tally t = { 0 };
-	bool open = false;
-	char err[1024] = "", *before;
+	struct pass p;
+	char *before;
 	size_t done, pending, failed;
 
 	if (c->relay.host == NULL) {
 		runner_no_relay(c, s, m);
 		return EX_OK;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	pass_init(&p, c, s);
 	before = runner_snapshot(m);
-	if (runner_send(c, &r, &open, m, err, sizeof(err)) < 0) {
-		free(m->error);
-		m->error = xstrdup(err);
-	}
-	if (open)
-		relay_close(&r);
+	runner_attempt(&p, m);
+	if (p.open)
+		relay_close(&p.relay);
 	runner_count(m, &done, &pending, &failed);
-	runner_finish(s, m, before, &t);
+	/* all refused: the caller hears it now (exit 69), so no bounce */
+	m->notified = failed && !done && !pending;
+	runner_report(m, before);
+	runner_settle(&p, m, before);
+	strlist_free(&p.ids);
 	free(before);
-	if (failed)
-		runner_report(m);
 	if (pending)
 		log_tty("%s: queued, not delivered yet: %s", m->id,
 			m->error ? m->error : "deferred by the relay");
-	return failed && !done && !pending ? EX_UNAVAILABLE : EX_OK;
-}
-
-/* runner_one - lock, deliver and settle one queued message */
-static void runner_one(const struct conf *c, struct spool *s, const char *id,
-		       struct relay *r, bool *open, char *conn_err,
-		       size_t errlen, struct tally *t)
-{
-	struct spool_msg m;
-	char err[512], *before;
-
-	switch (spool_lock(s, id, &m, err, sizeof(err))) {
-	case SPOOL_LOCKED:
-		break;
-	case SPOOL_BAD:
-		log_warn("%s", err);
-		return;
-	case SPOOL_BUSY:
-		t->busy++;
-		return;
-	case SPOOL_GONE:
-		return;
-	}
-	if (spool_pending(&m) == 0) {
-		spool_msg_free(&m);
-		return;
-	}
-	before = runner_snapshot(&m);
-	if (c->relay.host == NULL)
-		snprintf(conn_err, errlen, "no relay configured");
-	if (conn_err[0] == '\0' &&
-	    runner_send(c, r, open, &m, conn_err, errlen) < 0)
-		log_note("cannot reach the relay: %s", conn_err);
-	if (conn_err[0]) {
-		free(m.error);
-		m.error = xstrdup(conn_err);
-	}
-	runner_finish(s, &m, before, t);
-	free(before);
-	spool_msg_free(&m);
-}
-
-/* runner_pass - one pass over the queue, counted in t */
-static void runner_pass(const struct conf *c, struct spool *s,
-			const char *only_id, struct tally *t)
-{
-	struct strlist ids = STRLIST_INIT;
-	struct relay r;
-	bool open = false;
-	char conn_err[1024] = "";
-
-	signal(SIGPIPE, SIG_IGN);
-	spool_clean(s);
-	if (only_id)
-		strlist_add(&ids, only_id);
-	else if (spool_list(s, &ids) < 0)
-		log_die(EX_IOERR, "cannot read the queue in %s: %m", s->path);
-	for (size_t i = 0; i < ids.n && !runner_stop; i++)
-		runner_one(c, s, ids.v[i], &r, &open, conn_err,
-			   sizeof(conn_err), t);
-	if (open)
-		relay_close(&r);
-	strlist_free(&ids);
-}
-
-/* runner_flush - try every queued message (or only_id) now */
-int runner_flush(const struct conf *c, struct spool *s, const char *only_id)
-{
-	struct tally t = { 0 };
-
-	runner_pass(c, s, only_id, &t);
-	if (isatty(STDOUT_FILENO))
-		printf("%u delivered, %u deferred, %u failed\n", t.delivered,
-		       t.deferred, t.failed);
-	return t.deferred ? EX_TEMPFAIL : EX_OK;
+	if (done)
+		runner_background(c, s);
+	return m->notified ? EX_UNAVAILABLE : EX_OK;
 }
 
 /* runner_signal - SIGTERM, SIGINT: finish the transaction, then stop */
@@ -330,11 +488,13 @@ int runner_loop(const struct conf *c, struct spool *s, long interval)
 	log_note("queue runner started: every %lds, and when mail arrives%s",
 		 interval, watch < 0 ? " (inotify unavailable)" : "");
 	while (!runner_stop) {
-		struct tally t = { 0 };
+		struct pass p;
 
-		runner_pass(c, s, NULL, &t);
+		pass_init(&p, c, s);
+		p.due_only = true;
+		runner_pass(&p, NULL);
 		/* a message still held by its submitter: look again soon */
-		runner_sleep(watch, t.busy ? 100 : interval * 1000);
+		runner_sleep(watch, p.t.busy ? 100 : interval * 1000);
 	}
 	log_note("queue runner stopped");
 	if (watch >= 0)

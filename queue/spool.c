@@ -23,8 +23,10 @@
  *	  OUTBOX-STATE 1
  *	  attempts 3
  *	  last 1764289200
+ *	  next 1764289440              (optional: not before, for the runner)
+ *	  flags held notified connfail (optional, any of them)
  *	  error connection refused     (optional)
- *	  r 0 d 250 2.0.0 Ok           (recipient index, state, reply)
+ *	  r 0 d 250 2.0.0 Ok           (recipient index, state p/d/f/b, reply)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -502,6 +504,25 @@ static int spool_parse_head(struct spool_msg *m, struct buf *b)
 	return m->sender && m->nrcpts && m->arrival && m->body ? 0 : -1;
 }
 
+/* spool_parse_flags - "held notified connfail", any of them */
+static int spool_parse_flags(struct spool_msg *m, char *v)
+{
+	char *save = NULL;
+
+	for (char *w = strtok_r(v, " ", &save); w; w = strtok_r(NULL, " ",
+								  &save)) {
+		if (strcmp(w, "held") == 0)
+			m->held = true;
+		else if (strcmp(w, "notified") == 0)
+			m->notified = true;
+		else if (strcmp(w, "connfail") == 0)
+			m->conn_fail = true;
+		else
+			return -1;
+	}
+	return 0;
+}
+
 /* spool_parse_state_line - one line of a state file */
 static int spool_parse_state_line(struct spool_msg *m, char *line)
 {
@@ -515,12 +536,16 @@ static int spool_parse_state_line(struct spool_msg *m, char *line)
 		m->attempts = (unsigned)n;
 	else if (strcmp(line, "last") == 0 && spool_num(v, &n) == 0)
 		m->last_try = (time_t)n;
+	else if (strcmp(line, "next") == 0 && spool_num(v, &n) == 0)
+		m->next_try = (time_t)n;
+	else if (strcmp(line, "flags") == 0)
+		return spool_parse_flags(m, v);
 	else if (strcmp(line, "error") == 0 && m->error == NULL)
 		m->error = xstrdup(v);
 	else if (strcmp(line, "r") == 0) {
 		n = strtoll(v, &rest, 10);
 		if (rest == v || n < 0 || (size_t)n >= m->nrcpts ||
-		    rest[0] != ' ' || !strchr("pdf", rest[1]) || !rest[1])
+		    rest[0] != ' ' || !strchr("pdfb", rest[1]) || !rest[1])
 			return -1;
 		m->rcpts[n].state = rest[1];
 		free(m->rcpts[n].reply);
@@ -642,6 +667,12 @@ static void spool_state_text(const struct spool_msg *m, struct buf *b)
 {
 	buf_printf(b, "OUTBOX-STATE 1\nattempts %u\nlast %lld\n", m->attempts,
 		   (long long)m->last_try);
+	if (m->next_try)
+		buf_printf(b, "next %lld\n", (long long)m->next_try);
+	if (m->held || m->notified || m->conn_fail)
+		buf_printf(b, "flags%s%s%s\n", m->held ? " held" : "",
+			   m->notified ? " notified" : "",
+			   m->conn_fail ? " connfail" : "");
 	if (m->error)
 		buf_printf(b, "error %s\n", m->error);
 	for (size_t i = 0; i < m->nrcpts; i++) {

@@ -52,7 +52,8 @@ enum spool_utf8 {
 /* recipient states */
 #define RCPT_PENDING	'p'	/* not yet accepted; retried */
 #define RCPT_DONE	'd'	/* accepted by the relay; never sent again */
-#define RCPT_FAILED	'f'	/* permanently rejected */
+#define RCPT_FAILED	'f'	/* permanently rejected, sender not yet told */
+#define RCPT_BOUNCED	'b'	/* failed, and a bounce was queued for it */
 
 struct spool_rcpt {
 	char *addr;
@@ -84,6 +85,10 @@ struct spool_msg {
 	/* delivery state */
 	unsigned attempts;
 	time_t last_try;
+	time_t next_try;	/* the queue runner waits until then */
+	bool held;		/* on hold: never tried until released */
+	bool notified;		/* the submitter was told (exit 69): no bounce */
+	bool conn_fail;		/* last attempt failed before MAIL: no expiry */
 	char *error;	/* last message-level error, NULL if none */
 };
 

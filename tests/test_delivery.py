@@ -127,15 +127,25 @@ def test_rejection_after_data_exits_69(relay, outbox):
     assert b"(failed: 554 5.7.1 Spam)" in ob.mailq().stdout
 
 
-def test_partial_acceptance_exits_0_and_reports_rejected(relay, outbox):
+def test_partial_acceptance_exits_0_reports_and_bounces_the_rejected(relay, outbox):
+    import email
     r = relay(rcpt_rules={"nobody@example.org": "550 5.1.1 Unknown"})
     ob = outbox(r)
     res = ob.run(["-i", "bob@example.org", "nobody@example.org"], input=MSG)
     assert res.returncode == 0
     assert b"nobody@example.org" in res.stderr and b"550 5.1.1 Unknown" in res.stderr
-    assert r.wait_for(1)[0]["rcpt_tos"] == ["bob@example.org"]
-    q = ob.mailq().stdout
-    assert b"nobody@example.org" in q and b"bob@example.org" not in q
+    msgs = r.wait_for(2)                    # the message, then the bounce
+    assert msgs[0]["rcpt_tos"] == ["bob@example.org"]
+    assert (msgs[1]["mail_from"], msgs[1]["rcpt_tos"]) == ("", ["app@example.com"])
+    dsn = email.message_from_bytes(msgs[1]["data"])
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn.get_param("report-type") == "delivery-status"
+    status = dsn.get_payload()[1].get_payload()
+    per_rcpt = status[1]
+    assert per_rcpt["Final-Recipient"] == "rfc822; nobody@example.org"
+    assert per_rcpt["Action"] == "failed" and per_rcpt["Status"] == "5.1.1"
+    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 Unknown"
+    assert ob.mailq().stdout == b"Mail queue is empty\n"
 
 
 def test_deferred_recipient_is_retried_alone(relay, outbox):
