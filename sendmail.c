@@ -32,6 +32,7 @@
 #include "message/input.h"
 #include "message/smtpd.h"
 #include "message/submit.h"
+#include "queue/admin.h"
 #include "queue/mailq.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
@@ -46,6 +47,7 @@ enum mode {
 	MODE_LIST,		/* -bp, mailq */
 	MODE_VERIFY,		/* -bv */
 	MODE_NEWALIASES,	/* -bi, -I, newaliases */
+	MODE_ADMIN,		/* --hold, --release, --delete ID */
 };
 
 struct cmdline {
@@ -63,6 +65,9 @@ struct cmdline {
 	char ret[16];			/* -R, as "RET=..." */
 	char envid[320];		/* -V, as "ENVID=<xtext>" */
 	struct strlist args;		/* recipients */
+	bool json;			/* --json: machine-readable mailq */
+	enum admin_op admin;		/* --hold, --release, --delete */
+	const char *admin_id;
 };
 
 enum optarg_kind { NOARG, ARG, GLUED };	/* GLUED: value only if glued */
@@ -310,6 +315,31 @@ static int parse_cluster(struct cmdline *cl, int argc, char **argv, int i)
 	return 1;
 }
 
+/* parse_long - --json, --hold ID, --release ID, --delete ID */
+static int parse_long(struct cmdline *cl, int argc, char **argv, int i)
+{
+	static const struct { const char *name; enum admin_op op; } ops[] = {
+		{ "--hold", ADMIN_HOLD }, { "--release", ADMIN_RELEASE },
+		{ "--delete", ADMIN_DELETE },
+	};
+
+	if (strcmp(argv[i], "--json") == 0) {
+		cl->json = true;
+		return 1;
+	}
+	for (size_t k = 0; k < sizeof(ops) / sizeof(*ops); k++) {
+		if (strcmp(argv[i], ops[k].name))
+			continue;
+		if (i + 1 >= argc)
+			log_die(EX_USAGE, "%s needs a queue id", argv[i]);
+		cl->mode = MODE_ADMIN;
+		cl->admin = ops[k].op;
+		cl->admin_id = argv[i + 1];
+		return 2;
+	}
+	log_die(EX_USAGE, "unknown option %s (see outbox(8))", argv[i]);
+}
+
 /* parse_args - the whole command line */
 static void parse_args(struct cmdline *cl, int argc, char **argv)
 {
@@ -321,6 +351,8 @@ static void parse_args(struct cmdline *cl, int argc, char **argv)
 		if (opts && strcmp(a, "--") == 0) {
 			opts = false;
 			i++;
+		} else if (opts && a[0] == '-' && a[1] == '-') {
+			i += parse_long(cl, argc, argv, i);
 		} else if (opts && a[0] == '-' && a[1]) {
 			i += parse_cluster(cl, argc, argv, i);
 		} else {
@@ -442,7 +474,9 @@ static int run_mode(const struct conf *c, const struct cmdline *cl)
 {
 	switch (cl->mode) {
 	case MODE_LIST:
-		return mailq_list(c);
+		return mailq_list(c, cl->json);
+	case MODE_ADMIN:
+		return admin_apply(c, cl->admin, cl->admin_id);
 	case MODE_FLUSH:
 		return mode_flush(c, cl);
 	case MODE_SMTP:

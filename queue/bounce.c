@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,6 +137,17 @@ static void bounce_text(const struct conf *c, const struct spool_msg *m,
 	buf_printf(b, "\r\n--%s/%s--\r\n", id, domain);
 }
 
+/* bounce_local - a sender of this host or of the [mail] domain, such as
+ * root qualified by outbox: nobody reads its mailbox */
+static bool bounce_local(const struct conf *c, const char *sender)
+{
+	const char *at = strrchr(sender, '@');
+
+	return addr_local(sender) ||
+	    (at && strcasecmp(at + 1, conf_domain(c)) == 0 &&
+	     (c->mail.from == NULL || strcasecmp(sender, c->mail.from)));
+}
+
 /* bounce_queue - queue a report about m's failed recipients */
 int bounce_queue(const struct conf *c, struct spool *s, struct spool_msg *m,
 		 char *id, size_t idlen)
@@ -150,7 +162,7 @@ int bounce_queue(const struct conf *c, struct spool *s, struct spool_msg *m,
 	id[0] = '\0';
 	if (*m->sender == '\0')
 		return 0;
-	if (c->mail.bounce_to && addr_local(m->sender))
+	if (c->mail.bounce_to && bounce_local(c, m->sender))
 		to = c->mail.bounce_to;
 	strlist_add(&rcpts, to);
 	spool_create(s, &w);

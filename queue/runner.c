@@ -35,6 +35,7 @@
 #include "util/buf.h"
 #include "util/crash.h"
 #include "util/log.h"
+#include "util/sys.h"
 
 #define BACKGROUND_MAX_SECONDS	120	/* a background flush stops then */
 
@@ -134,7 +135,7 @@ static void runner_settle(struct pass *p, struct spool_msg *m,
 			  const char *before)
 {
 	size_t done, pending, failed;
-	time_t now = time(NULL);
+	time_t now = sys_now();
 
 	m->attempts++;
 	m->last_try = now;
@@ -213,8 +214,7 @@ static void runner_attempt(struct pass *p, struct spool_msg *m)
  * relay was never reached: that is a configuration problem to fix) */
 static bool runner_expire(struct pass *p, struct spool_msg *m)
 {
-	time_t now = time(NULL);
-	long age = (long)(now - m->arrival);
+	long age = (long)(sys_now() - m->arrival);
 	struct buf why = BUF_INIT(1024);
 
 	if (m->conn_fail || age <= p->conf->queue.max_age)
@@ -245,7 +245,7 @@ static bool runner_skip(struct pass *p, struct spool_msg *m)
 				m->rcpts[i].state = RCPT_PENDING;
 	if (m->held)
 		return true;
-	if (p->due_only && m->next_try > time(NULL))
+	if (p->due_only && m->next_try > sys_now())
 		return true;
 	return spool_pending(m) == 0;
 }
