@@ -217,8 +217,8 @@ static bool runner_expire(struct pass *p, struct spool_msg *m)
 	long age = (long)(sys_now() - m->arrival);
 	struct buf why = BUF_INIT(1024);
 
-	if (m->conn_fail || age <= p->conf->queue.max_age)
-		return false;
+	if (m->attempts == 0 || m->conn_fail || age <= p->conf->queue.max_age)
+		return false;	/* never tried, or never judged by the relay */
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		struct spool_rcpt *r = &m->rcpts[i];
 

@@ -284,7 +284,7 @@ void spool_put_envelope(struct spool_writer *w, const struct spool_env *e)
 	int rc = 0;
 
 	rc |= buf_printf(&b, "OUTBOX-QUEUE 1\nid %s\narrival %lld\n"
-			 "sender %s\n", w->id, (long long)time(NULL),
+			 "sender %s\n", w->id, (long long)sys_now(),
 			 e->sender);
 	if (e->mail_dsn && *e->mail_dsn)
 		rc |= buf_printf(&b, "dsn %s\n", e->mail_dsn);
