@@ -406,13 +406,15 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	pass_init(&p, c, s);
 	before = runner_snapshot(m);
 	runner_attempt(&p, m);
-	if (p.open)
-		relay_close(&p.relay);
 	runner_count(m, &done, &pending, &failed);
 	/* all refused: the caller hears it now (exit 69), so no bounce */
 	m->notified = failed && !done && !pending;
 	runner_report(m, before);
+	/* record the outcome before QUIT: a kill during QUIT must not send
+	 * the message again */
 	runner_settle(&p, m, before);
+	if (p.open)
+		relay_close(&p.relay);
 	strlist_free(&p.ids);
 	free(before);
 	if (pending)
