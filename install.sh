@@ -40,7 +40,7 @@ die() {
 	exit "$code"
 }
 
-readonly USAGE_LINE="Usage: ./install.sh [--prefix DIR] [--system] [--force] [--uninstall] [--no-deps] [-h|--help]"
+readonly USAGE_LINE="Usage: ./install.sh [--prefix DIR] [--system] [--timer USER] [--force] [--uninstall] [--no-deps] [-h|--help]"
 
 # for usage errors: the usage line only, on stderr, then exit 64
 usage_error() {
@@ -61,6 +61,9 @@ newaliases links to it).
   --system      also point /usr/sbin/sendmail and /usr/lib/sendmail at
                 PREFIX/sbin/sendmail (symlinks); whatever was there is moved
                 to PATH.outbox-backup
+  --timer USER  also flush USER's queue every 5 minutes (sendmail -q as
+                USER): a systemd timer outbox-flush@USER.timer, or
+                /etc/cron.d/outbox-USER where systemd is not running
   --force       replace files owned by a Debian package (with --system, or
                 PREFIX/sbin/sendmail itself)
   --uninstall   remove what was installed and restore the backups; keeps
@@ -101,6 +104,7 @@ pkg_owner() {
 # ---------------------------------------------------------------- options
 
 PREFIX=/usr/local
+TIMER_USERS=()
 SYSTEM=0
 FORCE=0
 UNINSTALL=0
@@ -116,6 +120,12 @@ while (($#)); do
 		;;
 	--prefix=*) PREFIX=${1#--prefix=} ;;
 	--system) SYSTEM=1 ;;
+	--timer)
+		(($# >= 2)) || usage_error "--timer needs a user name"
+		TIMER_USERS+=("$2")
+		shift 2
+		continue
+		;;
 	--force) FORCE=1 ;;
 	--uninstall) UNINSTALL=1 ;;
 	--no-deps) NODEPS=1 ;;
@@ -340,6 +350,89 @@ link_system_paths() {
 	done
 }
 
+# ---------------------------------------------------------------- timer
+
+readonly UNIT_DIR=$SYSROOT/etc/systemd/system
+readonly CRON_DIR=$SYSROOT/etc/cron.d
+
+has_systemd() { [[ -z $SYSROOT && -d /run/systemd/system ]]; }
+
+# write_if_changed FILE MODE: stdin becomes FILE unless it already is
+write_if_changed() {
+	local f=$1 mode=$2 tmp
+	tmp=$(mktemp)
+	cat >"$tmp"
+	if [[ -f $f ]] && cmp -s "$tmp" "$f"; then
+		rm -f -- "$tmp"
+		PRESENT+=("$f")
+		return 0
+	fi
+	mkdir -p -- "$(dirname -- "$f")"
+	install -m "$mode" -- "$tmp" "$f"
+	rm -f -- "$tmp"
+	DONE+=("wrote $f")
+}
+
+install_timer() {
+	local user=$1
+	is_root || [[ -n $SYSROOT ]] || die 77 "--timer needs root"
+	[[ $user =~ ^[a-z_][a-z0-9_.-]*$ ]] || usage_error "--timer: not a user name: $user"
+	if has_systemd; then
+		write_if_changed "$UNIT_DIR/outbox-flush@.service" 0644 <<EOF
+[Unit]
+Description=outbox: send %i's queued mail (sendmail -q)
+
+[Service]
+Type=oneshot
+User=%i
+ExecStart=$BIN -q
+SuccessExitStatus=75
+EOF
+		write_if_changed "$UNIT_DIR/outbox-flush@.timer" 0644 <<EOF
+[Unit]
+Description=outbox: flush %i's mail queue every 5 minutes
+
+[Timer]
+OnBootSec=1min
+OnUnitActiveSec=5min
+
+[Install]
+WantedBy=timers.target
+EOF
+		systemctl daemon-reload
+		if systemctl is-enabled --quiet "outbox-flush@$user.timer" 2>/dev/null; then
+			PRESENT+=("outbox-flush@$user.timer (enabled)")
+		else
+			systemctl enable --now "outbox-flush@$user.timer"
+			DONE+=("enabled outbox-flush@$user.timer")
+		fi
+		return 0
+	fi
+	write_if_changed "$CRON_DIR/outbox-$user" 0644 <<EOF
+# outbox: send $user's queued mail every 5 minutes (installed by install.sh --timer)
+*/5 * * * * $user $BIN -q >/dev/null 2>&1
+EOF
+}
+
+uninstall_timers() {
+	local f u
+	for f in "$CRON_DIR"/outbox-*; do
+		[[ -f $f ]] || continue
+		rm -f -- "$f"
+		DONE+=("removed $f")
+	done
+	if has_systemd && [[ -f $UNIT_DIR/outbox-flush@.timer ]]; then
+		for u in $(systemctl list-units --all --plain --no-legend 'outbox-flush@*.timer' | awk '{print $1}'); do
+			systemctl disable --now "$u" && DONE+=("disabled $u")
+		done
+	fi
+	for f in "$UNIT_DIR/outbox-flush@.service" "$UNIT_DIR/outbox-flush@.timer"; do
+		[[ -f $f ]] || continue
+		rm -f -- "$f"
+		DONE+=("removed $f")
+	done
+}
+
 # ---------------------------------------------------------------- uninstall
 
 uninstall() {
@@ -422,6 +515,7 @@ summary() {
 
 if ((UNINSTALL)); then
 	uninstall
+	uninstall_timers
 	summary
 	exit 0
 fi
@@ -447,4 +541,7 @@ install_conf
 if ((SYSTEM)); then
 	link_system_paths
 fi
+for u in "${TIMER_USERS[@]}"; do
+	install_timer "$u"
+done
 summary
