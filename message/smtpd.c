@@ -25,7 +25,7 @@
 #include "util/log.h"
 
 #define SMTPD_LINE_MAX	2048	/* longest command line read */
-#define SMTPD_CMD_MAX	512	/* RFC 5321 4.5.3.1.4, with extensions */
+#define SMTPD_CMD_MAX	1100	/* 512, + 500 for RCPT with DSN (RFC 3461) */
 #define SMTPD_ERRORS	20	/* then 421 and goodbye */
 #define SMTPD_RCPTS	10000	/* recipients per message */
 
@@ -118,6 +118,18 @@ static char *smtpd_path(char *arg, const char *prefix, char **addr)
 	return close + 1;
 }
 
+/* smtpd_repeated - has dsn already a parameter named like p ("RET=") */
+static bool smtpd_repeated(const struct buf *dsn, const char *name)
+{
+	size_t n = strlen(name);
+	const char *d = buf_str(dsn);
+
+	for (const char *q = d; (q = strstr(q, name)) != NULL; q += n)
+		if (q == d || q[-1] == ' ')
+			return true;
+	return false;
+}
+
 /* smtpd_mail_param - one MAIL parameter; NULL if fine, else the reply */
 static const char *smtpd_mail_param(struct session *s, char *p,
 				    struct buf *dsn)
@@ -126,6 +138,14 @@ static const char *smtpd_mail_param(struct session *s, char *p,
 
 	if (v)
 		*v++ = '\0';
+	if (v && (strcasecmp(p, "RET") == 0 || strcasecmp(p, "ENVID") == 0)) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "%s=", strcasecmp(p, "RET") ?
+			 "ENVID" : "RET");
+		if (smtpd_repeated(dsn, name))
+			return "501 5.5.4 Error: repeated DSN parameter";
+	}
 	if (strcasecmp(p, "SIZE") == 0 && v) {
 		if (s->conf->mail.max_size && strtol(v, NULL, 10) >
 		    s->conf->mail.max_size)
@@ -207,9 +227,16 @@ static const char *smtpd_rcpt_param(struct session *s, char *p,
 	(void)s;
 	if (v == NULL)
 		return "555 5.5.4 Unsupported RCPT parameter";
+	if ((strncasecmp(p, "NOTIFY=", 7) == 0 && smtpd_repeated(dsn,
+								 "NOTIFY=")) ||
+	    (strncasecmp(p, "ORCPT=", 6) == 0 && smtpd_repeated(dsn, "ORCPT=")))
+		return "501 5.5.4 Error: repeated DSN parameter";
 	if (strncasecmp(p, "NOTIFY=", 7) == 0) {
 		char tmp[64], *save = NULL;
+		int words = 0, never = 0;
 
+		if (strlen(v + 1) >= sizeof(tmp))
+			return "501 5.5.4 Bad NOTIFY value";
 		snprintf(tmp, sizeof(tmp), "%s", v + 1);
 		for (char *w = strtok_r(tmp, ",", &save); w;
 		     w = strtok_r(NULL, ",", &save)) {
@@ -219,7 +246,11 @@ static const char *smtpd_rcpt_param(struct session *s, char *p,
 				ok |= strcasecmp(w, notify[i]) == 0;
 			if (!ok)
 				return "501 5.5.4 Bad NOTIFY value";
+			words++;
+			never += strcasecmp(w, "NEVER") == 0;
 		}
+		if (words == 0 || (never && words > 1))
+			return "501 5.5.4 Bad NOTIFY value";
 	} else if (strncasecmp(p, "ORCPT=", 6) != 0 || !xtext_ok(v + 1) ||
 		   strchr(v + 1, ';') == NULL) {
 		return "555 5.5.4 Unsupported RCPT parameter";

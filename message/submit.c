@@ -51,6 +51,7 @@ struct reading {
 	bool header_8bit;	/* ... in the headers */
 	unsigned long long_line;	/* first body line over the limit */
 	long size;		/* body bytes, for max_size */
+	bool dot_seen;		/* the input ended with a lone-dot line */
 	struct submit_error *err;
 };
 
@@ -150,8 +151,10 @@ static bool submit_headers(struct reading *r)
 	bool more = false;
 
 	while ((rc = input_line(r->in, &line)) != LINE_EOF) {
-		if (submit_dot_line(r, &line))
+		if (submit_dot_line(r, &line)) {
+			r->dot_seen = true;
 			break;
+		}
 		if (!submit_header_line(r, &line, rc))
 			continue;	/* refused: read on to the end */
 		if (r->in->lineno == 1 && !r->sub->smtp &&
@@ -240,11 +243,10 @@ static void submit_body(struct reading *r, struct output *out)
 		}
 		if (st.dot) {
 			st.dot = false;
-			if (c == '\n')
-				return;		/* the lone-dot terminator */
-			if (c == '\r') {
-				if (input_peek(r->in) == '\n')
+			if (c == '\n' || c == '\r') {	/* the lone-dot line */
+				if (c == '\r' && input_peek(r->in) == '\n')
 					input_getc(r->in);
+				r->dot_seen = true;
 				return;
 			}
 			st.bol = false;
@@ -262,8 +264,10 @@ static void submit_body(struct reading *r, struct output *out)
 		if (out->discard && !r->sub->smtp)
 			return;		/* refused; nobody reads on */
 	}
-	if (st.dot)
-		return;		/* a last line of only "." ends the input too */
+	if (st.dot) {
+		r->dot_seen = true;	/* a last line of only "." ends it too */
+		return;
+	}
 	if (st.cr || !st.bol)
 		body_eol(r, &st, out);
 }
@@ -606,6 +610,9 @@ static int submit_write(struct reading *r, struct spool *s,
 	if (r->more)
 		submit_body(r, &out);
 	out_flush(&out);
+	if (r->sub->smtp && !r->dot_seen)
+		submit_fail(r, EX_DATAERR, 451, "4.3.0 the input ended before "
+			    "the final dot: message not accepted");
 	if (r->err->ex == 0 && r->long_line && !submit_can_reencode(r))
 		submit_fail(r, EX_DATAERR, 554, "5.6.0 line %lu is longer than"
 			    " %d octets and the message is already MIME-encoded"

@@ -58,6 +58,17 @@ Constructor arguments (all keyword-friendly):
   on_message=None
                  callable(msg_dict) run (in the relay's thread) for every
                  accepted message; script mode uses it to print.
+  dsn=False      dsn=True: advertise DSN (RFC 3461) in EHLO and accept
+                 RET=FULL|HDRS and ENVID=<xtext> on MAIL, NOTIFY=NEVER or
+                 NOTIFY=<SUCCESS,FAILURE,DELAY list> and
+                 ORCPT=<addr-type>;<xtext> on RCPT.  A bad value or a
+                 parameter given twice gets aiosmtpd's "501 Syntax: ..."
+                 reply; other unknown parameters still get 555.  xtext is
+                 checked as RFC 3461 writes it: "+" needs two UPPER-case
+                 hex digits ("+2b" is refused; Postfix is laxer).  The MAIL
+                 and RCPT line limits grow by 110 and 500 octets
+                 (RFC 3461 section 4).  dsn=False (the default): as
+                 before, any DSN parameter gets "555 ... not recognized".
 
 What it records (all thread-safe; read them after the client is done or
 after wait_for()):
@@ -68,9 +79,16 @@ after wait_for()):
                   data          bytes exactly as received after dot-
                                 unstuffing (CRLF line ends kept; the
                                 final ".\r\n" is not included)
-                  mail_options  [str] MAIL parameters, upper-cased by
-                                aiosmtpd, e.g. ['BODY=8BITMIME', 'SIZE=12']
-                  rcpt_options  [str] RCPT parameters of all recipients
+                  mail_options  [str] MAIL parameters in the order sent,
+                                upper-cased by aiosmtpd, e.g.
+                                ['BODY=8BITMIME', 'SIZE=12']; with dsn=True
+                                the values of ENVID (and ORCPT) keep their
+                                case as sent: ['RET=HDRS', 'ENVID=Ab+2Bc']
+                  rcpt_options  [[str]] parallel to rcpt_tos: the RCPT
+                                parameters of each accepted recipient
+                                ([] when none), e.g. with dsn=True
+                                [['NOTIFY=SUCCESS,FAILURE',
+                                  'ORCPT=rfc822;Bob@example.org'], []]
                   auth_user     login name (str) or None
                   tls           True if the session was under TLS
                                 (STARTTLS or implicit)
@@ -93,15 +111,17 @@ Run as a script (for "make demo"):
   /usr/bin/python3 tests/relay.py --certdir D [--port N] [--no-starttls]
       [--implicit-tls] [--no-auth] [--user alice --password s3cret]
       [--record-dir DIR] [--cert server|wrong|selfsigned]
-      [--rcpt-rule ADDR=REPLY ...] [--data-reply REPLY]
+      [--rcpt-rule ADDR=REPLY ...] [--data-reply REPLY] [--dsn]
 
 It prints "listening 127.0.0.1 PORT" (flushed) once ready, then for each
 accepted message one envelope line followed by the raw content, and runs
-until SIGTERM or SIGINT.
+until SIGTERM or SIGINT.  With --dsn the envelope line ends with
+" mail_options=<JSON list> rcpt_options=<JSON list of lists>".
 """
 
 import argparse
 import asyncio
+import collections
 import fnmatch
 import json
 import logging
@@ -159,6 +179,73 @@ class _RecordingReader(asyncio.StreamReader):
         return line
 
 
+# -- DSN (RFC 3461) parameters, used only with Relay(dsn=True) ----------------
+
+DSN_PARAMS = {"MAIL": ("RET", "ENVID"), "RCPT": ("NOTIFY", "ORCPT")}
+# Parameters whose value is recorded with its case as sent (xtext is
+# case-sensitive); other values are upper-cased, as aiosmtpd does.
+_DSN_KEEP_CASE = ("ENVID", "ORCPT")
+
+
+def _xtext_ok(v):
+    """RFC 3461 4: "!".."~" except "+" and "=", or "+" and two upper-case
+    hex digits."""
+    i = 0
+    while i < len(v):
+        c = v[i]
+        if c == "+":
+            if len(v) < i + 3 or any(h not in "0123456789ABCDEF" for h in v[i + 1:i + 3]):
+                return False
+            i += 3
+            continue
+        if not "!" <= c <= "~" or c == "=":
+            return False
+        i += 1
+    return True
+
+
+def _dsn_value_ok(key, value):
+    """Whether a DSN parameter's value (as sent) is well-formed."""
+    if key == "RET":
+        return value.upper() in ("FULL", "HDRS")
+    if key == "ENVID":
+        return 0 < len(value) <= 100 and _xtext_ok(value)
+    if key == "NOTIFY":
+        words = value.upper().split(",")
+        # NEVER stands alone (RFC 3461 4.1); a repeated word is allowed.
+        return words == ["NEVER"] or all(w in ("SUCCESS", "FAILURE", "DELAY")
+                                         for w in words)
+    if key == "ORCPT":
+        addr_type, semi, addr = value.partition(";")
+        return (bool(semi) and addr_type.isascii() and addr_type.replace("-", "").isalnum()
+                and len(value) <= 500 and bool(addr) and _xtext_ok(addr))
+    return False
+
+
+def _raw_params(server, arg, keyword):
+    """The parameter words after the address of "MAIL FROM:<a> P1 P2" as
+    sent (aiosmtpd keeps only an upper-cased copy), or None."""
+    if arg is None:
+        return None
+    arg = server._strip_command_keyword(keyword, arg)
+    if arg is None:
+        return None
+    address, rest = server._getaddr(arg)
+    if address is None:
+        return None
+    return rest.split()
+
+
+def _same_help(parent):
+    """Give an overriding smtp_* method the parent's HELP syntax text."""
+    def copy(f):
+        for a in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+            if hasattr(parent, a):
+                setattr(f, a, getattr(parent, a))
+        return f
+    return copy
+
+
 class _RelaySMTP(SMTP):
     """aiosmtpd's SMTP protocol, one instance per connection, plus:
 
@@ -167,12 +254,94 @@ class _RelaySMTP(SMTP):
       AUTH (auth_require_tls looks at its STARTTLS state), so on a
       connection that is TLS from the start we lift that check;
     - offer_auth=False: AUTH is refused (EHLO hiding is the handler's
-      handle_EHLO hook).
+      handle_EHLO hook);
+    - dsn=True: MAIL and RCPT accept the RFC 3461 parameters.  aiosmtpd
+      1.4.3 refuses every parameter it does not know with 555 after
+      _getparams(); _getparams() here takes the DSN ones out of its
+      result once they are checked, and smtp_MAIL/smtp_RCPT remember the
+      parameter words as sent so their case survives in the record.
     """
 
     def __init__(self, handler, *, relay, **kwargs):
         super().__init__(handler, **kwargs)
         self._relay = relay
+        self._params_verb = None    # "MAIL"/"RCPT" while one is parsed
+        self._params_raw = None     # its parameter words as sent
+        if relay.dsn:
+            # aiosmtpd keeps these limits in a dict shared by the class
+            # (and grows it at every EHLO); with DSN give this connection
+            # its own, set in dsn_ehlo().
+            self.command_size_limits = collections.defaultdict(
+                lambda x=self.command_size_limit: x)
+
+    def dsn_ehlo(self):
+        """EHLO with dsn=True: the MAIL/RCPT line limits of RFC 3461 4."""
+        limits = collections.defaultdict(lambda x=self.command_size_limit: x)
+        limits["MAIL"] = (self.command_size_limit + 110
+                          + (26 if self.data_size_limit else 0)
+                          + (10 if self.enable_SMTPUTF8 else 0))
+        limits["RCPT"] = self.command_size_limit + 500
+        self.command_size_limits = limits
+
+    def recorded_params(self, upper):
+        """The parameter list to record for the MAIL/RCPT being handled,
+        given aiosmtpd's upper-cased list."""
+        raw = self._params_raw
+        if not self._relay.dsn or raw is None or len(raw) != len(upper):
+            return list(upper)
+        out = []
+        for up, sent in zip(upper, raw):
+            key, eq, value = sent.partition("=")
+            if eq and key.upper() in _DSN_KEEP_CASE:
+                out.append(key.upper() + "=" + value)
+            else:
+                out.append(up)
+        return out
+
+    def _getparams(self, params):
+        result = super()._getparams(params)
+        verb = self._params_verb
+        if result is None or not self._relay.dsn or verb is None:
+            return result
+        raw = self._params_raw or []
+        for key in DSN_PARAMS[verb]:
+            if key not in result:
+                continue
+            sent = [w.partition("=") for w in raw
+                    if w.partition("=")[0].upper() == key]
+            # Each at most once (RFC 3461 4.1), and with a good value.
+            if (len(sent) != 1 or not sent[0][1]
+                    or not _dsn_value_ok(key, sent[0][2])):
+                return None             # aiosmtpd: "501 Syntax: ..."
+            del result[key]
+        return result
+
+    @_same_help(SMTP.smtp_MAIL)
+    async def smtp_MAIL(self, arg):
+        if not self._relay.dsn:
+            return await super().smtp_MAIL(arg)
+        had_sender = bool(self.envelope.mail_from)
+        self._params_verb = "MAIL"
+        self._params_raw = _raw_params(self, arg, "FROM:")
+        try:
+            await super().smtp_MAIL(arg)
+            if not had_sender and self.envelope.mail_from:
+                # aiosmtpd recorded its upper-cased list (no MAIL hook).
+                self.envelope.mail_options[:] = self.recorded_params(
+                    self.envelope.mail_options)
+        finally:
+            self._params_verb = self._params_raw = None
+
+    @_same_help(SMTP.smtp_RCPT)
+    async def smtp_RCPT(self, arg):
+        if not self._relay.dsn:
+            return await super().smtp_RCPT(arg)
+        self._params_verb = "RCPT"
+        self._params_raw = _raw_params(self, arg, "TO:")
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._params_verb = self._params_raw = None
 
     def _client_connected_cb(self, reader, writer):
         super()._client_connected_cb(reader, writer)
@@ -241,15 +410,19 @@ class _Handler:
         session.host_name = hostname
         if not self.relay.offer_auth:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
+        if self.relay.dsn:
+            server.dsn_ehlo()
+            responses = responses[:-1] + ["250-DSN"] + responses[-1:]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.relay._rcpt_reply(address)
         if reply is not None:
             return reply
-        # Defining this hook replaces aiosmtpd's default bookkeeping.
+        # Defining this hook replaces aiosmtpd's default bookkeeping:
+        # rcpt_options becomes a list of lists, parallel to rcpt_tos.
         envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
+        envelope.rcpt_options.append(server.recorded_params(rcpt_options))
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -262,7 +435,7 @@ class _Handler:
             "rcpt_tos": list(envelope.rcpt_tos),
             "data": envelope.original_content,
             "mail_options": list(envelope.mail_options),
-            "rcpt_options": list(envelope.rcpt_options),
+            "rcpt_options": [list(o) for o in envelope.rcpt_options],
             "auth_user": session.auth_data if session.authenticated else None,
             "tls": server.is_tls,
         })
@@ -275,7 +448,7 @@ class Relay:
     def __init__(self, certdir, port=0, starttls=True, implicit_tls=False,
                  cert="server", auth=True, users=None, offer_auth=True,
                  rcpt_rules=None, data_reply=None, record_dir=None,
-                 on_message=None):
+                 on_message=None, dsn=False):
         if cert not in ("server", "wrong", "selfsigned"):
             raise ValueError("cert must be server, wrong or selfsigned")
         self.certs = make_certs(certdir)
@@ -291,6 +464,7 @@ class Relay:
         self.data_reply = data_reply
         self.record_dir = record_dir
         self.on_message = on_message
+        self.dsn = bool(dsn)
 
         self.messages = []
         self.commands = []
@@ -432,12 +606,16 @@ class Relay:
 
 # -- script mode -------------------------------------------------------------
 
-def _print_message(msg):
+def _print_message(msg, dsn=False):
     env = "message %d from=<%s> to=%s auth=%s tls=%s size=%d" % (
         msg["seq"], msg["mail_from"],
         ",".join("<%s>" % r for r in msg["rcpt_tos"]),
         msg["auth_user"] or "-", "yes" if msg["tls"] else "no",
         len(msg["data"]))
+    if dsn:
+        env += " mail_options=%s rcpt_options=%s" % (
+            json.dumps(msg["mail_options"], separators=(",", ":")),
+            json.dumps(msg["rcpt_options"], separators=(",", ":")))
     out = sys.stdout.buffer
     out.write(env.encode("utf-8", errors="replace") + b"\n")
     out.write(msg["data"])
@@ -460,6 +638,8 @@ def main(argv=None):
     p.add_argument("--record-dir")
     p.add_argument("--rcpt-rule", action="append", default=[], metavar="ADDR=REPLY")
     p.add_argument("--data-reply")
+    p.add_argument("--dsn", action="store_true",
+                   help="advertise DSN and accept RET/ENVID/NOTIFY/ORCPT")
     p.add_argument("-v", "--verbose", action="store_true", help="log SMTP traffic to stderr")
     a = p.parse_args(argv)
 
@@ -476,7 +656,7 @@ def main(argv=None):
                   implicit_tls=a.implicit_tls, cert=a.cert, auth=not a.no_auth,
                   users={a.user: a.password}, rcpt_rules=rules,
                   data_reply=a.data_reply, record_dir=a.record_dir,
-                  on_message=_print_message)
+                  on_message=lambda m: _print_message(m, dsn=a.dsn), dsn=a.dsn)
     with relay:
         print("listening %s %d" % (relay.host, relay.port), flush=True)
         while not stop.wait(0.5):
