@@ -426,6 +426,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.relay.data_delay:
+            await asyncio.sleep(self.relay.data_delay)
         reply = self.relay.data_reply
         if reply is not None and not reply.startswith("2"):
             return reply
@@ -448,7 +450,7 @@ class Relay:
     def __init__(self, certdir, port=0, starttls=True, implicit_tls=False,
                  cert="server", auth=True, users=None, offer_auth=True,
                  rcpt_rules=None, data_reply=None, record_dir=None,
-                 on_message=None, dsn=False):
+                 on_message=None, dsn=False, smtputf8=True, data_delay=0):
         if cert not in ("server", "wrong", "selfsigned"):
             raise ValueError("cert must be server, wrong or selfsigned")
         self.certs = make_certs(certdir)
@@ -465,6 +467,8 @@ class Relay:
         self.record_dir = record_dir
         self.on_message = on_message
         self.dsn = bool(dsn)
+        self.smtputf8 = bool(smtputf8)  # False: SMTPUTF8 not offered
+        self.data_delay = data_delay    # seconds before the reply to DATA
 
         self.messages = []
         self.commands = []
@@ -495,7 +499,7 @@ class Relay:
         ctx = self._ssl_context() if (self.starttls or self.implicit_tls) else None
         smtp_kwargs = dict(
             server_hostname=SERVER_NAME,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=self.smtputf8,
             decode_data=False,      # keep bytes; advertises 8BITMIME
             auth_required=self.auth and self.offer_auth,
             auth_require_tls=True,  # lifted per connection if implicit TLS

@@ -221,3 +221,24 @@ def test_flag_q_interval_runs_in_foreground(relay, outbox, sig):
             p.kill()
     assert picked_up < 1.0, "a new message wakes the runner (inotify)"
     assert b"queue runner stopped" in p.stderr.read()
+
+
+def test_q_interval_finishes_the_transaction_on_sigterm(relay, outbox):
+    r = relay(data_delay=1.0)
+    ob = outbox(r)
+    ob.run(["-odq", "-i", RCPT], input=MSG)
+    p = subprocess.Popen([ob.binary, "-C", ob.conf_path, "-q1h"], env=ob.env(),
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 5
+        while not any(c.upper().startswith("DATA") for c in r.commands):
+            assert time.time() < deadline, "the runner never reached DATA"
+            time.sleep(0.02)
+        time.sleep(0.2)                 # the message is on the wire
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert len(r.messages) == 1
+    assert ob.queue_files() == [], "the finished transaction was recorded"

@@ -214,3 +214,25 @@ def test_bv_without_relay(outbox):
     ob = outbox()
     res = ob.run(["-bv", "bob@example.org"])
     assert res.stdout == b"bob@example.org... queued only: no relay configured\n"
+
+
+def test_utf8_address_to_relay_without_smtputf8_fails_clearly(relay, outbox):
+    r = relay(smtputf8=False)
+    ob = outbox(r)
+    res = ob.run(["-i", "jürgen@example.org"], input=b"Subject: u\n\nx\n")
+    assert res.returncode == 69
+    assert res.stderr.decode() == (
+        "sendmail: %s: <jürgen@example.org> refused by the relay: 553 5.6.7 the relay "
+        "does not support SMTPUTF8, which a non-ASCII address needs\n"
+        % ob.queue_files()[0].split("/")[-1])
+    assert r.messages == []
+
+
+def test_utf8_header_to_relay_without_smtputf8_is_still_sent(relay, outbox):
+    # UTF-8 only in headers (PHP mail() with a raw UTF-8 Subject): sent as
+    # 8BITMIME rather than refused, which is what every relay accepts
+    r = relay(smtputf8=False)
+    ob = outbox(r)
+    msg = send(ob, ["-i", "bob@example.org"], "Subject: Grüße\n\nx\n".encode())
+    assert "SMTPUTF8" not in msg["mail_options"]
+    assert msg["data"].startswith("Subject: Grüße\r\n".encode())
