@@ -34,15 +34,21 @@ UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 
 all: $(BIN)
 
+# V=1 shows the full commands
+Q       := $(if $(V),,@)
+
 $(BIN): $(BUILD)/sendmail.o $(LIBOBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard */*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit: $(UNITOBJ) $(LIBOBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 check: $(BIN) $(BUILD)/unit
 	$(BUILD)/unit

@@ -417,7 +417,7 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 	if (rc == 0 && cl->queue_only)
 		log_note("%s: queued in %s (-odq)", m.id, s.path);
 	else if (rc == 0)
-		ex = runner_deliver_new(c, &s, &m);
+		ex = runner_deliver_new(c, &s, &m, true);
 	if (rc == 0)
 		spool_msg_free(&m);
 	submission_free(&sub);
@@ -454,6 +454,9 @@ static int mode_flush(const struct conf *c, const struct cmdline *cl)
 	struct spool s;
 	int ex;
 
+	if (cl->args.n)
+		log_die(EX_USAGE, "-q takes no arguments (did you mean -q%s?)",
+			cl->args.v[0]);
 	if (cl->interval) {
 		spool_open(c, &s, SPOOL_CREATE);
 		ex = runner_loop(c, &s, cl->interval);

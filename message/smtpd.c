@@ -317,7 +317,7 @@ static void cmd_data(struct session *s, char *arg)
 	} else {
 		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", m.id);
 		smtpd_flush(s);
-		runner_deliver_new(s->conf, &s->spool, &m);
+		runner_deliver_new(s->conf, &s->spool, &m, false);
 		spool_msg_free(&m);
 	}
 	smtpd_reset(s);

@@ -199,6 +199,7 @@ static void body_eol(struct reading *r, struct body_state *st,
 		     struct output *out)
 {
 	out_crlf(out);
+	r->size += 2;
 	r->in->lineno++;	/* counts the lines read so far */
 	if (st->col > SMTP_LINE_LIMIT && r->long_line == 0)
 		r->long_line = r->in->lineno;
@@ -603,6 +604,7 @@ static int submit_write(struct reading *r, struct spool *s,
 	submit_write_headers(&out, &r->hs);
 	out_flush(&out);
 	body_off = w.data_off + w.data_len;
+	r->size = (long)w.data_len;	/* max_size counts the headers too */
 	if (r->body_line.len) {
 		out_write(&out, r->body_line.data, r->body_line.len);
 		out_crlf(&out);
@@ -622,7 +624,7 @@ static int submit_write(struct reading *r, struct spool *s,
 		spool_abort(&w);
 		return -1;
 	}
-	w.eightbit = r->eightbit || r->sub->eightbit;
+	w.eightbit = r->eightbit || r->header_8bit || r->sub->eightbit;
 	w.utf8 = submit_utf8(r);
 	return spool_commit(r->long_line ? submit_reencode(r, &w, body_off,
 							   &out) : &w,
@@ -717,12 +719,15 @@ int submit_sender(const struct conf *c, struct submission *sub,
 	return -1;
 }
 
+#define ALIAS_FINAL 100	/* depth for a name not to be looked up again */
+
 /* submit_expand - alias-expand, qualify, check and add one address */
 static int submit_expand(const struct conf *c, struct submission *sub,
 			 const char *a, const char *dsn, int depth, char *err,
 			 size_t errlen)
 {
-	const char *alias = strchr(a, '@') ? NULL : conf_alias(c, a);
+	const char *alias = strchr(a, '@') || depth == ALIAS_FINAL ? NULL :
+	    conf_alias(c, a);
 	const char *why;
 	char *q;
 	int rc = 0;
@@ -738,8 +743,10 @@ static int submit_expand(const struct conf *c, struct submission *sub,
 
 		addr_parse_list(alias, strlen(alias), &l);
 		for (size_t i = 0; i < l.n && rc == 0; i++)
-			rc = submit_expand(c, sub, l.v[i], dsn, depth + 1, err,
-					   errlen);
+			/* "root = root, ops@x": the name itself is final */
+			rc = submit_expand(c, sub, l.v[i], dsn,
+					   strcasecmp(l.v[i], a) ? depth + 1 :
+					   ALIAS_FINAL, err, errlen);
 		strlist_free(&l);
 		return rc;
 	}

@@ -379,6 +379,7 @@ static void runner_background(const struct conf *c, struct spool *s)
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
 		dup2(null, fd);
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);	/* nothing of the caller's */
 	log_set_stderr(false);
 	lock = openat(s->dirfd, "flush.lock", O_RDWR | O_CREAT | O_NOFOLLOW |
 		      O_CLOEXEC, 0600);
@@ -393,7 +394,7 @@ static void runner_background(const struct conf *c, struct spool *s)
 
 /* runner_deliver_new - the immediate attempt after a submission */
 int runner_deliver_new(const struct conf *c, struct spool *s,
-		       struct spool_msg *m)
+		       struct spool_msg *m, bool exit_tells)
 {
 	struct pass p;
 	char *before;
@@ -408,11 +409,13 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	runner_attempt(&p, m);
 	runner_count(m, &done, &pending, &failed);
 	/* all refused: the caller hears it now (exit 69), so no bounce */
-	m->notified = failed && !done && !pending;
+	m->notified = exit_tells && failed && !done && !pending;
 	runner_report(m, before);
 	/* record the outcome before QUIT: a kill during QUIT must not send
 	 * the message again */
 	runner_settle(&p, m, before);
+	for (size_t i = 0; i < p.ids.n; i++)
+		runner_one(&p, p.ids.v[i]);	/* the bounce, on this link */
 	if (p.open)
 		relay_close(&p.relay);
 	strlist_free(&p.ids);
@@ -422,7 +425,7 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 			m->error ? m->error : "deferred by the relay");
 	if (done)
 		runner_background(c, s);
-	return m->notified ? EX_UNAVAILABLE : EX_OK;
+	return failed && !done && !pending ? EX_UNAVAILABLE : EX_OK;
 }
 
 /* runner_signal - SIGTERM, SIGINT: finish the transaction, then stop */

@@ -7,7 +7,10 @@
  *	runner_deliver_new() makes the one immediate attempt that follows a
  *	submission and turns its outcome into the submission's exit status:
  *	0 when delivered or safely deferred, EX_UNAVAILABLE (69) when every
- *	recipient was permanently refused (the message is kept, failed).
+ *	recipient was permanently refused. When exit_tells (sendmail's own
+ *	exit status reaches the caller) such a message is kept, failed, and
+ *	not bounced; otherwise (-bs, where the client already heard 250) the
+ *	refusal is bounced like any other.
  *
  *	runner_flush() tries every queued message (or the one named) over
  *	one connection, reconnecting when the relay drops it; messages that
@@ -26,7 +29,7 @@
 #include "queue/spool.h"
 
 int runner_deliver_new(const struct conf *, struct spool *,
-		       struct spool_msg *);
+		       struct spool_msg *, bool exit_tells);
 int runner_flush(const struct conf *, struct spool *, const char *only_id);
 int runner_loop(const struct conf *, struct spool *, long interval);
 

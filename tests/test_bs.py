@@ -154,14 +154,6 @@ def test_bare_recipient_is_aliased_and_qualified(relay, outbox):
     assert m["rcpt_tos"] == ["ops@example.org", "alice@example.com"]
 
 
-def test_relay_rejection_after_250_is_kept_failed(relay, outbox):
-    r = relay(rcpt_rules={"*": "550 5.1.1 No such user"})
-    ob = outbox(r)
-    replies = session(ob, ["EHLO c"] + MSG1 + ["QUIT"])
-    assert codes(replies)[-2:] == [250, 221]
-    assert b"(failed: 550 5.1.1 No such user)" in ob.mailq().stdout
-
-
 def test_spool_failure_mid_session_is_421_not_stderr(relay, outbox, tmp_path):
     import os
     target = tmp_path / "elsewhere"
@@ -172,3 +164,25 @@ def test_spool_failure_mid_session_is_421_not_stderr(relay, outbox, tmp_path):
     assert res.stderr == b""
     assert res.stdout.decode().split("\r\n")[-2].startswith("421 4.3.0 ")
     assert res.returncode == 73
+
+
+def test_total_refusal_after_250_is_bounced(relay, outbox):
+    # the client heard 250: it must learn of the refusal by a bounce
+    import email
+    r = relay(rcpt_rules={"bob@example.org": "550 5.1.1 No such user"})
+    ob = outbox(r)
+    replies = session(ob, ["EHLO c"] + MSG1 + ["QUIT"])
+    assert codes(replies)[-2:] == [250, 221]
+    bounce = r.wait_for(1)[0]
+    assert (bounce["mail_from"], bounce["rcpt_tos"]) == ("", ["app@example.org"])
+    report = email.message_from_bytes(bounce["data"]).get_payload()[1].get_payload()
+    assert report[1]["Diagnostic-Code"] == "smtp; 550 5.1.1 No such user"
+
+
+def test_max_size_counts_the_headers(relay, outbox):
+    r = relay()
+    ob = outbox(r, mail={"max_size": "1k"})
+    replies = session(ob, ["EHLO c", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.org>",
+                           "DATA", "X-Big: " + "h" * 900, "", "x" * 200, ".", "QUIT"])
+    assert codes(replies) == [220, 250, 250, 250, 354, 552, 221]
+    assert r.messages == []

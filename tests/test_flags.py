@@ -129,6 +129,7 @@ REFUSED = [
     ("-b unknown mode", ["-bt"], 64),
     ("-q bad", ["-qX"], 64),
     ("-q bad unit", ["-q5y"], 64),
+    ("-q with an argument", ["-q", "30m"], 64),
     ("-C missing file", ["-C", "/nonexistent/outbox.conf"], 78),
 ]
 

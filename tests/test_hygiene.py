@@ -235,4 +235,11 @@ def test_utf8_header_to_relay_without_smtputf8_is_still_sent(relay, outbox):
     ob = outbox(r)
     msg = send(ob, ["-i", "bob@example.org"], "Subject: Grüße\n\nx\n".encode())
     assert "SMTPUTF8" not in msg["mail_options"]
+    assert "BODY=8BITMIME" in msg["mail_options"]
     assert msg["data"].startswith("Subject: Grüße\r\n".encode())
+
+
+def test_alias_to_itself_is_final(relay, outbox):
+    ob = outbox(relay(), aliases={"root": "root, ops@example.org"})
+    msg = send(ob, ["-i", "root"], b"\nx\n")
+    assert msg["rcpt_tos"] == ["root@example.com", "ops@example.org"]
