@@ -203,3 +203,29 @@ def test_mailq_json(relay, outbox):
 
 def test_mailq_json_empty(outbox):
     assert outbox().run(["-bp", "--json"]).stdout == b"[]\n"
+
+
+def test_successful_submission_drains_what_is_due_in_the_background(relay, outbox):
+    # no cron, no runner: the next successful delivery sends the backlog
+    r = relay(rcpt_rules={"early@example.org": "451 4.3.0 not yet"})
+    ob = outbox(r, queue={"retry_min": "1s", "retry_max": "1s"})
+    assert ob.run(["-i", "early@example.org"], input=MSG).returncode == 0
+    r.rcpt_rules.clear()
+    time.sleep(1.3)                            # now due
+    start = time.time()
+    res = ob.run(["-i", "late@example.org"], input=MSG)
+    assert res.returncode == 0 and time.time() - start < 1.0
+    got = [m["rcpt_tos"] for m in r.wait_for(2)]
+    assert got == [["late@example.org"], ["early@example.org"]]
+    assert jq(ob) == []
+
+
+def test_background_flush_skips_what_is_not_due(relay, outbox):
+    r = relay(rcpt_rules={"early@example.org": "451 4.3.0 not yet"})
+    ob = outbox(r)                             # retry_min 1m: not due
+    ob.run(["-i", "early@example.org"], input=MSG)
+    r.rcpt_rules.clear()
+    ob.run(["-i", "late@example.org"], input=MSG)
+    time.sleep(0.5)
+    assert [m["rcpt_tos"] for m in r.messages] == [["late@example.org"]]
+    assert len(jq(ob)) == 1
