@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "message/dkim.h"
 #include "message/input.h"
 #include "message/smtpd.h"
 #include "message/submit.h"
@@ -48,6 +49,7 @@ enum mode {
 	MODE_VERIFY,		/* -bv */
 	MODE_NEWALIASES,	/* -bi, -I, newaliases */
 	MODE_ADMIN,		/* --hold, --release, --delete ID */
+	MODE_DKIM_RECORD,	/* --dkim-record */
 };
 
 struct cmdline {
@@ -327,6 +329,10 @@ static int parse_long(struct cmdline *cl, int argc, char **argv, int i)
 		cl->json = true;
 		return 1;
 	}
+	if (strcmp(argv[i], "--dkim-record") == 0) {
+		cl->mode = MODE_DKIM_RECORD;
+		return 1;
+	}
 	for (size_t k = 0; k < sizeof(ops) / sizeof(*ops); k++) {
 		if (strcmp(argv[i], ops[k].name))
 			continue;
@@ -472,6 +478,25 @@ static int mode_flush(const struct conf *c, const struct cmdline *cl)
 	return ex;
 }
 
+/* mode_dkim_record - the DNS TXT record to publish for each DKIM key */
+static int mode_dkim_record(const struct conf *c)
+{
+	char err[512];
+
+	if (c->ndkim == 0)
+		log_die(EX_CONFIG, "no [dkim] section in %s", c->path ?
+			c->path : "the configuration");
+	for (size_t i = 0; i < c->ndkim; i++) {
+		struct buf out = BUF_INIT(16384);
+
+		if (dkim_record(&c->dkim[i], &out, err, sizeof(err)) < 0)
+			log_die(EX_CONFIG, "[%s]: %s", c->dkim[i].label, err);
+		printf("; [%s]\n%s", c->dkim[i].label, buf_str(&out));
+		buf_free(&out);
+	}
+	return EX_OK;
+}
+
 /* run_mode - dispatch */
 static int run_mode(const struct conf *c, const struct cmdline *cl)
 {
@@ -480,6 +505,8 @@ static int run_mode(const struct conf *c, const struct cmdline *cl)
 		return mailq_list(c, cl->json);
 	case MODE_ADMIN:
 		return admin_apply(c, cl->admin, cl->admin_id);
+	case MODE_DKIM_RECORD:
+		return mode_dkim_record(c);
 	case MODE_FLUSH:
 		return mode_flush(c, cl);
 	case MODE_SMTP:

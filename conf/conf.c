@@ -288,6 +288,76 @@ static int conf_add_alias(struct conf_parse *p, const char *name,
 	return 1;
 }
 
+/* conf_dkim_section - the key set of [dkim] or [dkim:label], made on
+ * first use */
+static struct conf_dkim *conf_dkim_section(struct conf_parse *p,
+					   const char *section)
+{
+	struct conf *c = p->conf;
+
+	for (size_t i = 0; i < c->ndkim; i++)
+		if (strcmp(c->dkim[i].label, section) == 0)
+			return &c->dkim[i];
+	c->dkim = xrealloc(c->dkim, (c->ndkim + 1) * sizeof(*c->dkim));
+	memset(&c->dkim[c->ndkim], 0, sizeof(*c->dkim));
+	c->dkim[c->ndkim].label = xstrdup(section);
+	c->dkim[c->ndkim].line = p->lineno;
+	return &c->dkim[c->ndkim++];
+}
+
+/* conf_dkim_canon - "relaxed/simple", or one word for both */
+static int conf_dkim_canon(struct conf_dkim *k, const char *v)
+{
+	const char *slash = strchr(v, '/');
+	const char *body = slash ? slash + 1 : v;
+	size_t hlen = slash ? (size_t)(slash - v) : strlen(v);
+
+	if (!((hlen == 6 && strncmp(v, "simple", 6) == 0) ||
+	      (hlen == 7 && strncmp(v, "relaxed", 7) == 0)) ||
+	    (strcmp(body, "simple") && strcmp(body, "relaxed")))
+		return -1;
+	k->simple_header = hlen == 6;
+	k->simple_body = strcmp(body, "simple") == 0;
+	return 0;
+}
+
+/* conf_dkim_key - one key = value in a DKIM section */
+static int conf_dkim_key(struct conf_parse *p, const char *section,
+			 const char *name, const char *v)
+{
+	struct conf_dkim *k = conf_dkim_section(p, section);
+	char **field = strcmp(name, "domain") == 0 ? &k->domain :
+	    strcmp(name, "selector") == 0 ? &k->selector :
+	    strcmp(name, "key_file") == 0 ? &k->key_file :
+	    strcmp(name, "headers") == 0 ? &k->headers :
+	    strcmp(name, "sender_domains") == 0 ? &k->sender_domains : NULL;
+
+	if (strcmp(name, "canonicalization") == 0)
+		return conf_dkim_canon(k, v) == 0 ? 1 :
+		    conf_fail(p, "canonicalization: expected relaxed or simple,"
+			      " or header/body like relaxed/simple, not %s", v);
+	if (field == NULL)
+		return conf_fail(p, "unknown key %s in [%s]", name, section);
+	if (*field)
+		return conf_fail(p, "%s given twice in [%s]", name, section);
+	if (field == &k->domain && addr_check_domain(v) < 0)
+		return conf_fail(p, "domain: not a domain name: %s", v);
+	if (field == &k->selector && (addr_check_domain(v) < 0 ||
+				      strchr(v, '.')))
+		return conf_fail(p, "selector: not a DNS label: %s", v);
+	if (field == &k->key_file && v[0] != '/')
+		return conf_fail(p, "key_file: must be an absolute path");
+	*field = xstrdup(v);
+	return 1;
+}
+
+/* conf_is_dkim - [dkim] or [dkim:label] */
+static bool conf_is_dkim(const char *section, size_t len)
+{
+	return (len == 4 && strncmp(section, "dkim", 4) == 0) ||
+	    (len > 5 && strncmp(section, "dkim:", 5) == 0);
+}
+
 /* conf_handler - libinih callback: one key = value */
 static int conf_handler(void *user, const char *section, const char *name,
 			const char *value)
@@ -298,6 +368,8 @@ static int conf_handler(void *user, const char *section, const char *name,
 		return 0;
 	if (strcmp(section, "aliases") == 0)
 		return conf_add_alias(p, name, value);
+	if (conf_is_dkim(section, strlen(section)))
+		return conf_dkim_key(p, section, name, value);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
@@ -320,7 +392,8 @@ static int conf_handler(void *user, const char *section, const char *name,
 /* conf_section_known - is name one of the sections outbox reads */
 static bool conf_section_known(const char *name, size_t len)
 {
-	if (len == 7 && strncmp(name, "aliases", 7) == 0)
+	if ((len == 7 && strncmp(name, "aliases", 7) == 0) ||
+	    conf_is_dkim(name, len))
 		return true;
 	for (size_t i = 0; i < CONF_NKEYS; i++)
 		if (strlen(conf_keys[i].section) == len &&
@@ -441,6 +514,20 @@ static void conf_check_relay(struct conf *c)
 		    r->tls == CONF_TLS_NONE ? 25 : 587;
 }
 
+/* conf_check_dkim - every DKIM section names a domain, selector and key */
+static void conf_check_dkim(struct conf *c)
+{
+	for (size_t i = 0; i < c->ndkim; i++) {
+		const struct conf_dkim *k = &c->dkim[i];
+		const char *missing = !k->domain ? "domain" : !k->selector ?
+		    "selector" : !k->key_file ? "key_file" : NULL;
+
+		if (missing)
+			log_die(EX_CONFIG, "%s:%u: [%s] needs %s", c->path,
+				k->line, k->label, missing);
+	}
+}
+
 /* conf_load - find, parse and check the configuration, or die */
 const struct conf *conf_load(const char *cli_path)
 {
@@ -457,6 +544,10 @@ const struct conf *conf_load(const char *cli_path)
 	if (c->path)
 		conf_parse_file(c, c->path);
 	conf_check_relay(c);
+	conf_check_dkim(c);
+	if (c->queue.retry_min > c->queue.retry_max)
+		log_die(EX_CONFIG, "%s: [queue] retry_min is larger than "
+			"retry_max", c->path);
 	return c;
 }
 
@@ -478,6 +569,17 @@ void conf_free(const struct conf *cc)
 		free(c->aliases[i].addrs);
 	}
 	free(c->aliases);
+	for (size_t i = 0; i < c->ndkim; i++) {
+		struct conf_dkim *k = &c->dkim[i];
+
+		free(k->label);
+		free(k->domain);
+		free(k->selector);
+		free(k->key_file);
+		free(k->headers);
+		free(k->sender_domains);
+	}
+	free(c->dkim);
 	free(c);
 }
 

@@ -43,6 +43,19 @@ struct conf_alias {
 	char *addrs;		/* comma-separated address list */
 };
 
+/* one DKIM key: [dkim], or [dkim:label] for more */
+struct conf_dkim {
+	char *label;		/* "dkim" or "dkim:label" */
+	unsigned line;		/* where the section starts, for messages */
+	char *domain;		/* d= */
+	char *selector;		/* s= */
+	char *key_file;		/* PEM (RSA or Ed25519) or a raw Ed25519 seed */
+	bool simple_header;	/* c=simple/...; default relaxed */
+	bool simple_body;	/* c=.../simple; default relaxed */
+	char *headers;		/* h= list, colon-separated; NULL: default */
+	char *sender_domains;	/* From domains it signs; NULL: domain */
+};
+
 struct conf_relay {
 	char *host;		/* NULL: no relay, mail stays queued */
 	unsigned port;		/* 0 until defaulted from tls */
@@ -70,6 +83,8 @@ struct conf {
 	} mail;
 	struct conf_alias *aliases;
 	size_t naliases;
+	struct conf_dkim *dkim;
+	size_t ndkim;
 	struct {
 		char *dir;	/* NULL: the per-user spool */
 		long max_age;	/* seconds */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "message/addr.h"
+#include "message/dkim.h"
 #include "message/header.h"
 #include "message/qp.h"
 #include "message/submit.h"
@@ -35,6 +36,9 @@
 struct output {
 	struct spool_writer *w;
 	bool discard;		/* after an error: read on, write nothing */
+	bool hashing;		/* the body: feed it to the DKIM signers */
+	struct dkim_signer **signers;
+	size_t nsigners;
 	size_t used;
 	char buf[65536];
 };
@@ -73,11 +77,15 @@ static void submit_fail(struct reading *r, int ex, int smtp,
 	va_end(ap);
 }
 
-/* out_flush - hand the buffered CRLF text to the spool */
+/* out_flush - hand the buffered CRLF text to the spool (and, for the
+ * body, to the DKIM signers) */
 static void out_flush(struct output *o)
 {
-	if (!o->discard && o->used)
+	if (!o->discard && o->used) {
 		spool_write(o->w, o->buf, o->used);
+		for (size_t i = 0; o->hashing && i < o->nsigners; i++)
+			dkim_body(o->signers[i], o->buf, o->used);
+	}
 	o->used = 0;
 }
 
@@ -416,8 +424,9 @@ static void submit_add_msgid(const struct conf *c, const char *id,
 	buf_free(&b);
 }
 
-/* submit_fix_headers - what every message gets, whatever the caller */
-static void submit_fix_headers(struct reading *r, const char *id)
+/* submit_fix_headers - what every message gets, whatever the caller
+ * (the Message-ID comes with the queue id, submit_add_msgid_if_missing) */
+static void submit_fix_headers(struct reading *r)
 {
 	headers_remove(&r->hs, "Bcc");
 	headers_remove(&r->hs, "Resent-Bcc");
@@ -426,6 +435,11 @@ static void submit_fix_headers(struct reading *r, const char *id)
 		submit_add_from(r);
 	if (!headers_find(&r->hs, "Date"))
 		submit_add_date(&r->hs);
+}
+
+/* submit_add_msgid_if_missing - Message-ID from the queue id */
+static void submit_add_msgid_if_missing(struct reading *r, const char *id)
+{
 	if (!headers_find(&r->hs, "Message-ID"))
 		submit_add_msgid(r->conf, id, &r->hs);
 }
@@ -513,13 +527,15 @@ static void submit_copy_qp(int fd, off_t off, struct output *out)
 }
 
 /* submit_envelope - the envelope header of the queue file */
-static void submit_envelope(struct reading *r, struct spool_writer *w)
+static void submit_envelope(struct reading *r, struct spool_writer *w,
+			    size_t dkim_slots)
 {
 	struct spool_env env = {
 		.sender = r->sub->sender,
 		.mail_dsn = r->sub->mail_dsn,
 		.rcpts = &r->sub->rcpts,
 		.rcpt_dsn = &r->sub->rcpt_dsn,
+		.dkim_slots = dkim_slots,
 	};
 
 	spool_put_envelope(w, &env);
@@ -536,9 +552,14 @@ static struct spool_writer *submit_reencode(struct reading *r,
 
 	spool_create(w->spool, &w2);
 	out->w = &w2;
+	out->hashing = false;
 	submit_qp_headers(r);
-	submit_envelope(r, &w2);
+	submit_envelope(r, &w2, out->nsigners);
 	submit_write_headers(out, &r->hs);
+	out_flush(out);
+	for (size_t i = 0; i < out->nsigners; i++)
+		dkim_body_reset(out->signers[i]);
+	out->hashing = true;
 	submit_copy_qp(fd, body_off, out);
 	out_flush(out);
 	close(fd);
@@ -587,22 +608,84 @@ static void submit_extract(struct reading *r)
 		}
 }
 
+/* submit_from_domain - the domain of the From address, or NULL */
+static char *submit_from_domain(struct reading *r)
+{
+	struct header *h = headers_find(&r->hs, "From");
+	struct strlist l = STRLIST_INIT;
+	char *d = NULL, *at;
+	size_t len;
+	const char *v;
+
+	if (h == NULL)
+		return NULL;
+	v = header_value(h, &len);
+	addr_parse_list(v, len, &l);
+	if (l.n && (at = strrchr(l.v[0], '@')) != NULL)
+		d = xstrdup(at + 1);
+	strlist_free(&l);
+	return d;
+}
+
+/* submit_signers - the DKIM keys for this message; -1 if one is bad */
+static int submit_signers(struct reading *r, struct output *out)
+{
+	static struct dkim_signer *signers[DKIM_MAX_SIGS];
+	char *domain = submit_from_domain(r), err[512];
+	int rc;
+
+	out->signers = signers;
+	out->nsigners = 0;
+	rc = dkim_select(r->conf, domain, signers, &out->nsigners, err,
+			 sizeof(err));
+	free(domain);
+	if (rc < 0)
+		submit_fail(r, EX_CONFIG, 451, "4.3.5 %s", err);
+	return rc;
+}
+
+/* submit_sign - one DKIM-Signature per signer, for the spool's slots */
+static void submit_sign(struct reading *r, struct output *out,
+			struct spool_writer *w)
+{
+	for (size_t i = 0; i < out->nsigners; i++) {
+		struct buf sig = BUF_INIT(SPOOL_DKIM_SLOT);
+
+		if (dkim_sign(out->signers[i], &r->hs, &sig) < 0)
+			log_die(EX_SOFTWARE, "DKIM signing failed");
+		strlist_take(&w->dkim, buf_steal(&sig));
+	}
+}
+
+/* submit_unsign - release the signers */
+static void submit_unsign(struct output *out)
+{
+	for (size_t i = 0; i < out->nsigners; i++)
+		dkim_free(out->signers[i]);
+	out->nsigners = 0;
+}
+
 /* submit_write - spool the message read so far and the rest of the body */
 static int submit_write(struct reading *r, struct spool *s,
 			struct spool_msg *m)
 {
 	static struct spool_writer w;
 	static struct output out;
+	struct spool_writer *final;
 	off_t body_off;
 
+	out.discard = out.hashing = false;
+	out.used = 0;
+	submit_fix_headers(r);
+	if (submit_signers(r, &out) < 0)
+		return -1;
 	spool_create(s, &w);
 	out.w = &w;
-	out.discard = false;
-	out.used = 0;
-	submit_fix_headers(r, w.id);
-	submit_envelope(r, &w);
+	submit_add_msgid_if_missing(r, w.id);
+	submit_envelope(r, &w, out.nsigners);
 	submit_write_headers(&out, &r->hs);
 	out_flush(&out);
+	out.hashing = true;
 	body_off = w.data_off + w.data_len;
 	r->size = (long)w.data_len;	/* max_size counts the headers too */
 	if (r->body_line.len) {
@@ -622,13 +705,15 @@ static int submit_write(struct reading *r, struct spool *s,
 			    r->long_line, SMTP_LINE_LIMIT);
 	if (r->err->ex) {
 		spool_abort(&w);
+		submit_unsign(&out);
 		return -1;
 	}
 	w.eightbit = r->eightbit || r->header_8bit || r->sub->eightbit;
 	w.utf8 = submit_utf8(r);
-	return spool_commit(r->long_line ? submit_reencode(r, &w, body_off,
-							   &out) : &w,
-			    m) < 0 ? 1 : 0;
+	final = r->long_line ? submit_reencode(r, &w, body_off, &out) : &w;
+	submit_sign(r, &out, final);
+	submit_unsign(&out);
+	return spool_commit(final, m) < 0 ? 1 : 0;
 }
 
 /* submit_drain - after a refusal in -bs DATA, read to the final dot */

@@ -14,6 +14,8 @@
  *	  size 00000000000000001234    (bytes of message)       \  fixed
  *	  body 8BITMIME                (or "7BIT    ")           > width,
  *	  smtputf8 no                  (or "want", "need")      /  last
+ *	  dkim DKIM-Signature: ...     (optional, one per key, space-padded
+ *	                               to a fixed width; TAB stands for a fold)
  *	  <empty line>
  *	  message, CRLF line endings, not dot-stuffed
  *
@@ -221,6 +223,8 @@ void spool_create(struct spool *s, struct spool_writer *w)
 	w->data_len = 0;
 	w->eightbit = false;
 	w->utf8 = UTF8_NO;
+	w->dkim_slots = 0;
+	strlist_free(&w->dkim);
 	w->fd = spool_tmp_create(s, w->id, sizeof(w->id), "");
 	if (w->fd < 0)
 		log_die(EX_CANTCREAT, "cannot create a file in %s/tmp: %m",
@@ -272,9 +276,13 @@ static const char *const spool_utf8_names[] = { "no", "want", "need" };
 /* spool_tail - the fixed-width fields known only at the end */
 static void spool_tail(const struct spool_writer *w, struct buf *b)
 {
-	buf_printf(b, "size %020lld\nbody %-8s\nsmtputf8 %-4s\n\n",
+	buf_printf(b, "size %020lld\nbody %-8s\nsmtputf8 %-4s\n",
 		   (long long)w->data_len, w->eightbit ? "8BITMIME" : "7BIT",
 		   spool_utf8_names[w->utf8]);
+	for (size_t i = 0; i < w->dkim_slots; i++)
+		buf_printf(b, "dkim %-*.*s\n", SPOOL_DKIM_SLOT, SPOOL_DKIM_SLOT,
+			   i < w->dkim.n ? w->dkim.v[i] : "");
+	buf_putc(b, '\n');
 }
 
 /* spool_put_envelope - the queue file's header, before any message byte */
@@ -296,6 +304,7 @@ void spool_put_envelope(struct spool_writer *w, const struct spool_env *e)
 	}
 	if (rc < 0)
 		log_die(EX_DATAERR, "too many recipients for one message");
+	w->dkim_slots = e->dkim_slots;
 	w->tail_off = (off_t)b.len;
 	spool_tail(w, &b);
 	w->data_off = (off_t)b.len;
@@ -322,7 +331,7 @@ static int spool_fsync_dir(int dirfd)
 int spool_commit(struct spool_writer *w, struct spool_msg *m)
 {
 	struct spool *s = w->spool;
-	struct buf tail = BUF_INIT(128);
+	struct buf tail = BUF_INIT(256 + 8 * (SPOOL_DKIM_SLOT + 8));
 	char err[256];
 
 	spool_flush(w);
@@ -331,6 +340,7 @@ int spool_commit(struct spool_writer *w, struct spool_msg *m)
 	    (ssize_t)tail.len)
 		log_die(EX_IOERR, "cannot write to the spool %s: %m", s->path);
 	buf_free(&tail);
+	strlist_free(&w->dkim);
 	if (fsync(w->fd) < 0)
 		log_die(EX_IOERR, "cannot fsync the spool file: %m; the "
 			"message was not accepted");
@@ -462,6 +472,15 @@ static int spool_parse_line(struct spool_msg *m, char *line)
 	}
 	if (strcmp(line, "body") == 0 && m->body == NULL) {
 		m->body = xstrndup(v, strcspn(v, " "));
+		return 0;
+	}
+	if (strcmp(line, "dkim") == 0) {
+		size_t vlen = strlen(v);
+
+		while (vlen && v[vlen - 1] == ' ')
+			vlen--;
+		if (vlen)
+			strlist_take(&m->dkim, xstrndup(v, vlen));
 		return 0;
 	}
 	if (strcmp(line, "dsn") == 0 && m->mail_dsn == NULL) {
@@ -760,6 +779,7 @@ void spool_msg_free(struct spool_msg *m)
 		free(m->rcpts[i].reply);
 	}
 	free(m->rcpts);
+	strlist_free(&m->dkim);
 	free(m->sender);
 	free(m->body);
 	free(m->mail_dsn);

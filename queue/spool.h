@@ -34,6 +34,7 @@
 #include "util/strlist.h"
 
 #define SPOOL_ID_MAX 32
+#define SPOOL_DKIM_SLOT 2400	/* room for one DKIM-Signature field */
 
 struct spool {
 	char *path;	/* for messages only */
@@ -68,6 +69,7 @@ struct spool_env {
 	const char *mail_dsn;		/* "RET=.. ENVID=.." or NULL */
 	const struct strlist *rcpts;
 	const struct strlist *rcpt_dsn;	/* parallel to rcpts, or NULL */
+	size_t dkim_slots;		/* DKIM-Signature fields to come */
 };
 
 struct spool_msg {
@@ -77,6 +79,7 @@ struct spool_msg {
 	char *body;	/* "7BIT" or "8BITMIME" */
 	char *mail_dsn;	/* NULL or "RET=.. ENVID=.." */
 	enum spool_utf8 smtputf8;
+	struct strlist dkim;	/* DKIM-Signature fields sent first (TAB=fold) */
 	time_t arrival;
 	off_t data_off;	/* where the message starts in the file */
 	off_t data_len;
@@ -99,6 +102,8 @@ struct spool_writer {
 	off_t tail_off;	/* where the size/body/smtputf8 fields are */
 	bool eightbit;	/* set before commit: BODY=8BITMIME */
 	enum spool_utf8 utf8;	/* set before commit */
+	size_t dkim_slots;
+	struct strlist dkim;	/* set before commit, at most dkim_slots */
 	off_t data_off;
 	off_t data_len;
 	char buf[65536];

@@ -16,6 +16,7 @@
 
 #include "relay/relay.h"
 #include "message/addr.h"
+#include "message/dkim.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -327,6 +328,19 @@ static void txn_verdict(struct spool_rcpt *rc, const struct smtp_reply *rep)
 	rc->reply = xstrdup(buf_str(&rep->text));
 }
 
+/* txn_dkim_size - bytes the DKIM-Signature fields add on the wire */
+static size_t txn_dkim_size(const struct spool_msg *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->dkim.n; i++) {
+		n += strlen(m->dkim.v[i]) + 2;		/* its CRLF */
+		for (const char *p = m->dkim.v[i]; *p; p++)
+			n += (*p == '\t') * 2;		/* each fold's CRLF */
+	}
+	return n;
+}
+
 /* txn_mail - MAIL FROM with the parameters the relay understands */
 static void txn_mail(struct txn *t, struct buf *out)
 {
@@ -335,7 +349,8 @@ static void txn_mail(struct txn *t, struct buf *out)
 
 	buf_printf(out, "MAIL FROM:<%s>", m->sender);
 	if (caps->size)
-		buf_printf(out, " SIZE=%lld", (long long)m->data_len);
+		buf_printf(out, " SIZE=%lld", (long long)m->data_len +
+			   (long long)txn_dkim_size(m));
 	if (caps->eightbit && strcmp(m->body, "8BITMIME") == 0)
 		buf_puts(out, " BODY=8BITMIME");
 	if (caps->smtputf8 && m->smtputf8 != UTF8_NO)
@@ -422,6 +437,21 @@ static int txn_envelope(struct txn *t)
 	return rc;
 }
 
+/* txn_dkim - the DKIM-Signature fields made at submission, first */
+static int txn_dkim(struct txn *t)
+{
+	struct buf wire = BUF_INIT(8 * SPOOL_DKIM_SLOT);
+	int rc;
+
+	for (size_t i = 0; i < t->m->dkim.n; i++) {
+		dkim_unfold_tabs(t->m->dkim.v[i], &wire);
+		buf_puts(&wire, "\r\n");
+	}
+	rc = wire.len ? relay_write(t->r, wire.data, wire.len) : 0;
+	buf_free(&wire);
+	return rc;
+}
+
 /* txn_body - the message, dot-stuffed, then the final dot */
 static int txn_body(struct txn *t)
 {
@@ -430,6 +460,8 @@ static int txn_body(struct txn *t)
 	bool bol = true;
 	size_t o = 0;
 
+	if (txn_dkim(t) < 0)
+		return -1;
 	while (off < end) {
 		size_t want = end - off < RELAY_CHUNK ? (size_t)(end - off) :
 		    RELAY_CHUNK;
