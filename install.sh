@@ -22,8 +22,13 @@ set -euo pipefail
 
 readonly PROG=install.sh
 readonly SYSROOT=${OUTBOX_SYSROOT:-}
+# Build: the first six. Test (make check drives real programs and a real
+# Postfix): the rest. Postfix is installed unconfigured ("No
+# configuration"): its system instance never runs; the tests start their
+# own on loopback.
 readonly DEPS=(gcc make pkg-config libssl-dev libinih-dev libcurl4-openssl-dev
-	openssl ca-certificates python3 python3-pytest python3-aiosmtpd swaks)
+	openssl ca-certificates python3 python3-pytest python3-aiosmtpd
+	python3-dkim swaks php-cli bsd-mailx git git-email postfix)
 readonly SYSTEM_PATHS=(/usr/sbin/sendmail /usr/lib/sendmail)
 readonly BACKUP_SUFFIX=.outbox-backup
 
@@ -175,6 +180,9 @@ install_deps() {
 	fi
 	if is_root; then
 		say "installing missing packages: ${missing[*]}"
+		# the test Postfix must not become this machine's mail server
+		echo "postfix postfix/main_mailer_type select No configuration" |
+			debconf-set-selections 2>/dev/null || true
 		apt-get update || die 69 "apt-get update failed"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
 			die 69 "apt-get install failed for: ${missing[*]}"

@@ -157,8 +157,8 @@ def outbox(tmp_path, certs):
             server = None
             if "relay" in sections and not isinstance(sections["relay"], dict):
                 server = sections.pop("relay")
-        if server is not None and not isinstance(server, Relay):
-            raise TypeError("outbox(): the relay must be a Relay or None")
+        if server is not None and not hasattr(server, "tls_mode"):
+            raise TypeError("outbox(): the relay must be a Relay, a Postfix or None")
 
         config = {"relay": {}, "mail": {"from": "app@example.com",
                                         "domain": "example.com"},
@@ -194,3 +194,14 @@ def outbox(tmp_path, certs):
         return Outbox(SENDMAIL, conf_path, spool, str(home), server, config)
 
     return make
+
+
+@pytest.fixture
+def postfix(certs):
+    """A real Postfix on loopback (tests/postfix.py), stopped afterwards."""
+    import postfix as pf
+    if not pf.available():
+        pytest.skip("needs root and the postfix package (install.sh installs it)")
+    server = pf.Postfix(certs).start()
+    yield server
+    server.stop()

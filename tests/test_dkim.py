@@ -175,3 +175,17 @@ def test_dkim_section_needs_its_keys(outbox, tmp_path):
     ob = outbox(dkim={"domain": "example.com"})
     res = ob.run(["-i", "bob@example.org"], input=b"\nx\n")
     assert res.returncode == 78 and b"[dkim] needs selector" in res.stderr
+
+
+@pytest.mark.parametrize("alg", ["rsa", "ed25519"])
+def test_signature_survives_a_real_postfix_relay(postfix, outbox, keys, alg):
+    ob = outbox(postfix, relay={"user": None, "password": None},
+                dkim={"domain": "example.com", "selector": "s1", "key_file": keys[alg]})
+    res = ob.run(["-i", "bob@example.org"],
+                 input="Subject: through postfix\nTo: bob@example.org\n\nGrüße  \n\n".encode())
+    assert res.returncode == 0, res.stderr
+    assert ob.queue_files() == []
+    (data,) = postfix.messages(1)
+    assert b"Received: from " in data          # it really went through Postfix
+    assert b"DKIM-Signature: v=1; a=%s-sha256" % alg.encode() in data
+    assert verify(ob, data)
