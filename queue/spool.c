@@ -224,7 +224,7 @@ void spool_create(struct spool *s, struct spool_writer *w)
 	w->eightbit = false;
 	w->utf8 = UTF8_NO;
 	w->dkim_slots = 0;
-	strlist_free(&w->dkim);
+	w->dkim = (struct strlist)STRLIST_INIT;
 	w->fd = spool_tmp_create(s, w->id, sizeof(w->id), "");
 	if (w->fd < 0)
 		log_die(EX_CANTCREAT, "cannot create a file in %s/tmp: %m",
@@ -374,6 +374,7 @@ int spool_commit(struct spool_writer *w, struct spool_msg *m)
 /* spool_abort - throw away an uncommitted message */
 void spool_abort(struct spool_writer *w)
 {
+	strlist_free(&w->dkim);
 	if (w->fd >= 0) {
 		unlinkat(w->spool->tmpfd, w->id, 0);
 		close(w->fd);
