@@ -69,7 +69,12 @@ install: sendmail
 demo: sendmail
 	@tests/demo.sh
 
+# Side by side with msmtp and Postfix's sendmail on a loopback Postfix
+# relay; prints one table (bench/bench.py). Never part of make check.
+bench: sendmail
+	$(PYTHON) bench/bench.py
+
 clean:
 	rm -rf $(BUILD) sendmail
 
-.PHONY: all check check-asan install demo clean
+.PHONY: all check check-asan install demo bench clean
