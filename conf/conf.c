@@ -624,24 +624,36 @@ static char *conf_first_line(FILE *fp)
 	return buf_steal(&b);
 }
 
-/* conf_password_file - first line of a file nobody else may read */
-static char *conf_password_file(const char *path, char *err, size_t errlen)
+/* conf_open_secret - open a file that holds a secret (what names it in
+ * messages); one that everyone can read is refused, checked on the open
+ * descriptor */
+FILE *conf_open_secret(const char *what, const char *path, char *err,
+		       size_t errlen)
 {
 	FILE *fp = fopen(path, "re");
 	struct stat st;
-	char *pw;
 
 	if (fp == NULL) {
-		snprintf(err, errlen, "password_file %s: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH)) {
 		fclose(fp);
-		snprintf(err, errlen, "password_file %s is readable by "
-			 "everyone; run: chmod o-rwx %s", path, path);
+		snprintf(err, errlen, "%s %s is readable by everyone; run: "
+			 "chmod o-rwx %s", what, path, path);
 		return NULL;
 	}
+	return fp;
+}
+
+/* conf_password_file - first line of a file nobody else may read */
+static char *conf_password_file(const char *path, char *err, size_t errlen)
+{
+	FILE *fp = conf_open_secret("password_file", path, err, errlen);
+	char *pw;
+
+	if (fp == NULL)
+		return NULL;
 	pw = conf_first_line(fp);
 	fclose(fp);
 	return pw;

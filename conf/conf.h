@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum conf_tls {
 	CONF_TLS_STARTTLS,	/* plain connect, STARTTLS required */
@@ -99,5 +100,7 @@ const char *conf_domain(const struct conf *);
 const char *conf_alias(const struct conf *, const char *name);
 char *conf_password(const struct conf *, char *err, size_t errlen);
 bool conf_host_is_loopback(const char *host);
+FILE *conf_open_secret(const char *what, const char *path, char *err,
+		       size_t errlen);
 
 #endif

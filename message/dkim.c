@@ -83,23 +83,13 @@ static EVP_PKEY *dkim_raw_seed(const char *text)
 /* dkim_read_key - the key file's text, refusing one everyone can read */
 static char *dkim_read_key(const char *path, char *err, size_t len)
 {
-	FILE *fp = fopen(path, "re");
-	struct stat st;
+	FILE *fp = conf_open_secret("DKIM key_file", path, err, len);
 	struct buf b = BUF_INIT(DKIM_KEY_MAX);
 	char chunk[4096];
 	size_t n;
 
-	if (fp == NULL) {
-		snprintf(err, len, "DKIM key_file %s: %s", path,
-			 strerror(errno));
+	if (fp == NULL)
 		return NULL;
-	}
-	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH)) {
-		fclose(fp);
-		snprintf(err, len, "DKIM key_file %s is readable by everyone; "
-			 "run: chmod o-rwx %s", path, path);
-		return NULL;
-	}
 	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
 		if (buf_append(&b, chunk, n) < 0)
 			break;
