@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay/curl.h"
 #include "relay/relay.h"
 #include "message/addr.h"
 #include "message/dkim.h"
@@ -91,30 +92,30 @@ static void relay_setopts(struct relay *r, const char *url)
 	const struct conf_relay *rc = &r->conf->relay;
 	CURL *h = r->curl;
 
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, relay_sockopt);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
-	curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
-	curl_easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
+	r->api->easy_setopt(h, CURLOPT_URL, url);
+	r->api->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	r->api->easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	r->api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	r->api->easy_setopt(h, CURLOPT_PROXY, "");
+	r->api->easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	r->api->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	r->api->easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, relay_sockopt);
+	r->api->easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
+	r->api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
+	r->api->easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
+	r->api->easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
 			 (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	r->api->easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (rc->ca_file) {
 		/* ca_file replaces the system store, it does not add to it */
-		curl_easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
-		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+		r->api->easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
+		r->api->easy_setopt(h, CURLOPT_CAPATH, NULL);
 	}
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	r->api->easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+	r->api->easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
+	r->api->easy_setopt(h, CURLOPT_HEADERDATA, r);
 }
 
 /* relay_setauth - credentials, PLAIN or LOGIN only, initial response on */
@@ -127,11 +128,11 @@ static int relay_setauth(struct relay *r, char *err, size_t errlen)
 		return 0;
 	if ((pw = conf_password(r->conf, err, errlen)) == NULL)
 		return -1;
-	curl_easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
-	curl_easy_setopt(r->curl, CURLOPT_PASSWORD, pw);
-	curl_easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS,
+	r->api->easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
+	r->api->easy_setopt(r->curl, CURLOPT_PASSWORD, pw);
+	r->api->easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS,
 			 "AUTH=PLAIN;AUTH=LOGIN");
-	curl_easy_setopt(r->curl, CURLOPT_SASL_IR, 1L);
+	r->api->easy_setopt(r->curl, CURLOPT_SASL_IR, 1L);
 	explicit_bzero(pw, strlen(pw));
 	free(pw);
 	return 0;
@@ -142,7 +143,7 @@ static void relay_why(struct relay *r, CURLcode rc, char *err, size_t len)
 {
 	const struct conf_relay *c = &r->conf->relay;
 	const char *detail = r->errbuf[0] ? r->errbuf :
-	    curl_easy_strerror(rc);
+	    r->api->easy_strerror(rc);
 	const char *what;
 
 	switch (rc) {
@@ -184,7 +185,9 @@ int relay_open(struct relay *r, const struct conf *c, char *err, size_t len)
 	r->tls_done = c->relay.tls != CONF_TLS_STARTTLS;
 	buf_init(&r->in, RELAY_IN_MAX);
 	buf_init(&r->last.text, SMTP_TEXT_MAX);
-	if ((r->curl = curl_easy_init()) == NULL) {
+	if ((r->api = curl_api(err, len)) == NULL)
+		goto fail;
+	if ((r->curl = r->api->easy_init()) == NULL) {
 		snprintf(err, len, "cannot initialise libcurl");
 		return -1;
 	}
@@ -194,7 +197,7 @@ int relay_open(struct relay *r, const struct conf *c, char *err, size_t len)
 	if (relay_setauth(r, err, len) < 0)
 		goto fail;
 	log_verbose("connecting to %s port %u", c->relay.host, c->relay.port);
-	if ((rc = curl_easy_perform(r->curl)) != CURLE_OK) {
+	if ((rc = r->api->easy_perform(r->curl)) != CURLE_OK) {
 		relay_why(r, rc, err, len);
 		goto fail;
 	}
@@ -203,7 +206,7 @@ int relay_open(struct relay *r, const struct conf *c, char *err, size_t len)
 			 " TLS; nothing was sent", c->relay.host, c->relay.port);
 		goto fail;
 	}
-	if (curl_easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
+	if (r->api->easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
 	    CURLE_OK || r->sock == CURL_SOCKET_BAD) {
 		snprintf(err, len, "relay %s: no socket", c->relay.host);
 		goto fail;
@@ -237,7 +240,7 @@ static int relay_write(struct relay *r, const char *p, size_t n)
 
 	while (n) {
 		size_t k = 0;
-		CURLcode rc = curl_easy_send(r->curl, p, n, &k);
+		CURLcode rc = r->api->easy_send(r->curl, p, n, &k);
 
 		if (rc == CURLE_AGAIN) {
 			if (relay_wait(r, POLLOUT, deadline) < 0)
@@ -268,7 +271,7 @@ static int relay_fill(struct relay *r, time_t deadline)
 	}
 	for (;;) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_recv(r->curl, chunk, sizeof(chunk),
+		CURLcode rc = r->api->easy_recv(r->curl, chunk, sizeof(chunk),
 					     &n);
 
 		if (rc == CURLE_AGAIN) {
@@ -656,7 +659,7 @@ void relay_close(struct relay *r)
 		smtp_reply_free(&rep);
 	}
 	if (r->curl)
-		curl_easy_cleanup(r->curl);
+		r->api->easy_cleanup(r->curl);
 	r->curl = NULL;
 	buf_free(&r->in);
 	smtp_reply_free(&r->last);

@@ -45,8 +45,11 @@
 #include "queue/spool.h"
 #include "relay/smtp.h"
 
+struct curl_api;
+
 struct relay {
 	const struct conf *conf;
+	const struct curl_api *api;	/* libcurl, loaded on first use */
 	CURL *curl;
 	curl_socket_t sock;
 	struct smtp_caps caps;		/* from the EHLO after TLS */

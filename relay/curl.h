@@ -1,0 +1,35 @@
+/*
+ * NAME
+ *	curl - libcurl, loaded only when outbox talks to a relay
+ * DESCRIPTION
+ *	libcurl and the thirty-odd libraries it pulls in cost a submission
+ *	that only queues (-odq), mailq and -bv several milliseconds and
+ *	megabytes at start-up. outbox therefore does not link it: curl_api()
+ *	loads libcurl.so.4 with dlopen on first use and hands out the few
+ *	functions the relay module calls. The headers are libcurl's own, so
+ *	option names and constants come from the installed curl.h.
+ * DIAGNOSTICS
+ *	curl_api() returns NULL with err filled in when libcurl cannot be
+ *	loaded: the delivery attempt then fails like an unreachable relay
+ *	and the mail stays queued.
+ */
+#ifndef OUTBOX_CURL_H
+#define OUTBOX_CURL_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+struct curl_api {
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	CURLcode (*easy_send)(CURL *, const void *, size_t, size_t *);
+	CURLcode (*easy_recv)(CURL *, void *, size_t, size_t *);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+};
+
+const struct curl_api *curl_api(char *err, size_t len);
+
+#endif
