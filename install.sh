@@ -28,7 +28,7 @@ readonly SYSROOT=${OUTBOX_SYSROOT:-}
 # own on loopback.
 readonly DEPS=(gcc make pkg-config libssl-dev libinih-dev libcurl4-openssl-dev
 	openssl ca-certificates python3 python3-pytest python3-aiosmtpd
-	python3-dkim swaks php-cli bsd-mailx git git-email postfix)
+	python3-dkim swaks php-cli bsd-mailx git git-email postfix msmtp)
 readonly SYSTEM_PATHS=(/usr/sbin/sendmail /usr/lib/sendmail)
 readonly BACKUP_SUFFIX=.outbox-backup
 
