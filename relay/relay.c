@@ -42,6 +42,23 @@ static int relay_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
+/* relay_debug - libcurl's debug callback, used only to keep acknowledging
+ * at once through the TLS handshake (the data, which may hold
+ * credentials, is never looked at) */
+static int relay_debug(CURL *h, curl_infotype type, char *data, size_t size,
+		       void *arg)
+{
+	struct relay *r = arg;
+
+	(void)h;
+	(void)type;
+	(void)data;
+	(void)size;
+	if (r->sock != CURL_SOCKET_BAD)
+		relay_sockopt(NULL, r->sock, CURLSOCKTYPE_IPCXN);
+	return 0;
+}
+
 /* relay_header - libcurl callback: every reply line of the connect phase */
 static size_t relay_header(char *p, size_t size, size_t n, void *arg)
 {
@@ -101,6 +118,9 @@ static void relay_setopts(struct relay *r, const char *url)
 	r->api->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	r->api->easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, relay_sockopt);
 	r->api->easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
+	r->api->easy_setopt(h, CURLOPT_DEBUGFUNCTION, relay_debug);
+	r->api->easy_setopt(h, CURLOPT_DEBUGDATA, r);
+	r->api->easy_setopt(h, CURLOPT_VERBOSE, 1L);
 	r->api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
 	r->api->easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
 	r->api->easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
