@@ -3,10 +3,12 @@
  *	test_addr - message/addr.c: address lists, envelope checks,
  *	qualification, domains
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "message/addr.h"
+#include "util/buf.h"
 #include "tests/unit/t.h"
 #include "util/strlist.h"
 
@@ -15,14 +17,13 @@ static const char *parsed(const char *text)
 {
 	static char out[8192];
 	struct strlist l = STRLIST_INIT;
+	struct buf b = BUF_INIT(sizeof(out) - 1);
 
 	addr_parse_list(text, strlen(text), &l);
-	out[0] = '\0';
-	for (size_t i = 0; i < l.n; i++) {
-		if (i)
-			strcat(out, "|");
-		strncat(out, l.v[i], sizeof(out) - strlen(out) - 2);
-	}
+	for (size_t i = 0; i < l.n; i++)
+		buf_printf(&b, "%s%s", i ? "|" : "", l.v[i]);
+	snprintf(out, sizeof(out), "%s", buf_str(&b));
+	buf_free(&b);
 	strlist_free(&l);
 	return out;
 }
