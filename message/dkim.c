@@ -8,7 +8,6 @@
  *	in one pass with constant memory.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -16,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "message/dkim.h"
