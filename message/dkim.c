@@ -273,11 +273,10 @@ static void dkim_canon_header(const char *text, size_t len, bool simple,
 	for (size_t i = 0; i < nlen; i++)
 		buf_putc(out, (char)tolower((unsigned char)text[i]));
 	buf_putc(out, ':');
-	for (size_t i = colon ? nlen + 1 : len; colon && i < len; i++) {
-		char ch = text[i];
+	for (const char *q = colon ? colon + 1 : text + len; q < text + len;
+	     q++) {
+		char ch = *q;
 
-		if (text + i <= colon)
-			continue;
 		if (ch == '\r' || ch == '\n')
 			continue;	/* unfold */
 		if (ch == ' ' || ch == '\t') {

@@ -107,10 +107,9 @@ static off_t mailq_one(struct spool *s, const char *id, bool json,
 	off_t size;
 
 	if (spool_read(s, id, &m, err, sizeof(err)) < 0) {
-		if (json)
+		if (json) {
 			printf("%s\n{\"id\":\"%s\",\"error\":", first ? "" :
 			       ",", id);
-		if (json) {
 			json_str(err);
 			putchar('}');
 		} else {

@@ -4,22 +4,15 @@ Every failure before the relay has accepted the message leaves it queued,
 with exit 0 and nothing sent in clear or unauthenticated.
 """
 import os
-import socket
 import stat
 import subprocess
 import threading
 
 import pytest
 
+from postfix import free_port
+
 MSG = b"Subject: test\n\nhello\n"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def assert_nothing_sent(r):
