@@ -6,7 +6,6 @@ the relay.
 """
 import re
 
-import pytest
 
 
 def session(ob, lines, env=None):

@@ -6,7 +6,6 @@ with exit 0 and nothing sent in clear or unauthenticated.
 import os
 import stat
 import subprocess
-import threading
 
 import pytest
 

@@ -216,7 +216,6 @@ def test_xdg_state_home_spool_without_base(relay, outbox, tmp_path):
 def test_home_unset_falls_back_to_passwd(relay, outbox, tmp_path):
     # PHP-FPM runs sendmail with an empty environment
     import pwd
-    import shutil
     ob = outbox(relay(), queue={"dir": None})
     res = ob.run(["-v", "-odq", "-i", "bob@example.org"], input=MSG,
                  env={"HOME": None, "XDG_STATE_HOME": None,
