@@ -37,6 +37,7 @@
 #include "queue/mailq.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "relay/check.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/strlist.h"
@@ -50,6 +51,7 @@ enum mode {
 	MODE_NEWALIASES,	/* -bi, -I, newaliases */
 	MODE_ADMIN,		/* --hold, --release, --delete ID */
 	MODE_DKIM_RECORD,	/* --dkim-record */
+	MODE_CHECK,		/* --check-relays */
 };
 
 struct cmdline {
@@ -333,6 +335,10 @@ static int parse_long(struct cmdline *cl, int argc, char **argv, int i)
 		cl->mode = MODE_DKIM_RECORD;
 		return 1;
 	}
+	if (strcmp(argv[i], "--check-relays") == 0) {
+		cl->mode = MODE_CHECK;
+		return 1;
+	}
 	for (size_t k = 0; k < sizeof(ops) / sizeof(*ops); k++) {
 		if (strcmp(argv[i], ops[k].name))
 			continue;
@@ -435,17 +441,22 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 static int mode_verify(const struct conf *c, const struct cmdline *cl)
 {
 	struct submission sub;
+	const struct conf_relay *rel;
 
 	build_envelope(c, cl, &sub);
 	if (sub.rcpts.n == 0)
 		log_die(EX_USAGE, "-bv: no recipients given");
+	rel = conf_relay_for(c, sub.sender);
 	for (size_t i = 0; i < sub.rcpts.n; i++) {
-		if (c->relay.host)
+		if (rel)
 			printf("%s... deliverable: relay %s port %u (%s), "
-			       "sender <%s>\n", sub.rcpts.v[i], c->relay.host,
-			       c->relay.port, c->relay.tls == CONF_TLS_IMPLICIT ?
-			       "tls" : c->relay.tls == CONF_TLS_NONE ? "no tls" :
+			       "sender <%s>\n", sub.rcpts.v[i], rel->host,
+			       rel->port, rel->tls == CONF_TLS_IMPLICIT ?
+			       "tls" : rel->tls == CONF_TLS_NONE ? "no tls" :
 			       "starttls", sub.sender);
+		else if (c->nrelays)
+			printf("%s... queued only: no relay takes sender "
+			       "<%s>\n", sub.rcpts.v[i], sub.sender);
 		else
 			printf("%s... queued only: no relay configured\n",
 			       sub.rcpts.v[i]);
@@ -497,6 +508,18 @@ static int mode_dkim_record(const struct conf *c)
 	return EX_OK;
 }
 
+/* mode_check - --check-relays: probe each relay, send nothing */
+static int mode_check(const struct conf *c)
+{
+	struct spool s;
+	int ex;
+
+	spool_open(c, &s, SPOOL_CREATE);	/* the OAuth2 token cache */
+	ex = relay_check(c, s.dirfd);
+	spool_close(&s);
+	return ex;
+}
+
 /* run_mode - dispatch */
 static int run_mode(const struct conf *c, const struct cmdline *cl)
 {
@@ -507,6 +530,8 @@ static int run_mode(const struct conf *c, const struct cmdline *cl)
 		return admin_apply(c, cl->admin, cl->admin_id);
 	case MODE_DKIM_RECORD:
 		return mode_dkim_record(c);
+	case MODE_CHECK:
+		return mode_check(c);
 	case MODE_FLUSH:
 		return mode_flush(c, cl);
 	case MODE_SMTP:

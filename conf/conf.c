@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <ini.h>
 #include <limits.h>
 #include <stddef.h>
@@ -38,41 +39,79 @@ enum conf_type {
 	CT_STRING,	/* any text */
 	CT_PATH,	/* absolute path */
 	CT_HOST,	/* host name or IP literal */
+	CT_IP,		/* IP literal */
 	CT_PORT,	/* 1..65535 */
 	CT_TLS,		/* starttls | tls | none */
+	CT_TLS_MIN,	/* 1.2 | 1.3 */
+	CT_IP_VERSION,	/* any | 4 | 6 */
+	CT_AUTH,	/* list of SASL mechanisms */
+	CT_COUNT,	/* 1..CONF_COUNT_MAX */
+	CT_RATE,	/* positive decimal */
 	CT_SECONDS,	/* number with optional s/m/h/d/w suffix */
 	CT_ADDRESS,	/* envelope-safe mail address */
 	CT_DOMAIN,	/* host name */
 	CT_REWRITE,	/* never | local | always */
 	CT_BYTES,	/* number with optional k/m/g suffix */
+	CT_ENV,		/* environment variable name */
+	CT_HTTPS,	/* https:// URL */
+	CT_PROXY,	/* socks5://host:port or socks5h://host:port */
 };
 
 struct conf_key {
-	const char *section;
+	const char *section;	/* "relay" for [relay] and [relay:name] */
 	const char *name;
 	enum conf_type type;
-	size_t offset;		/* into struct conf */
+	size_t offset;		/* into struct conf, or struct conf_relay */
 	bool secret;		/* makes a world-readable file an error */
 };
 
+#define CONF_COUNT_MAX	64
+
 #define K(sec, name, type, field, secret) \
 	{ sec, name, type, offsetof(struct conf, field), secret }
+#define R(name, type, field, secret) \
+	{ "relay", name, type, offsetof(struct conf_relay, field), secret }
+
+/* keys of each relay section; at most 64 (the seen mask) */
+static const struct conf_key relay_keys[] = {
+	R("host", CT_HOST, host, false),
+	R("address", CT_HOST, address, false),
+	R("port", CT_PORT, port, false),
+	R("tls", CT_TLS, tls, false),
+	R("tls_min_version", CT_TLS_MIN, tls_min, false),
+	R("ca_file", CT_PATH, ca_file, false),
+	R("ca_path", CT_PATH, ca_path, false),
+	R("pin_sha256", CT_STRING, pin_sha256, false),
+	R("client_cert", CT_PATH, client_cert, false),
+	R("client_key", CT_PATH, client_key, false),
+	R("user", CT_STRING, user, false),
+	R("password", CT_STRING, password, true),
+	R("password_file", CT_PATH, password_file, false),
+	R("password_command", CT_STRING, password_command, false),
+	R("password_env", CT_ENV, password_env, false),
+	R("auth", CT_AUTH, auth, false),
+	R("oauth2_token_url", CT_HTTPS, oauth2_token_url, false),
+	R("oauth2_client_id", CT_STRING, oauth2_client_id, false),
+	R("oauth2_client_secret", CT_STRING, oauth2_client_secret, true),
+	R("oauth2_refresh_token_file", CT_PATH, oauth2_refresh_token_file,
+	  false),
+	R("oauth2_scope", CT_STRING, oauth2_scope, false),
+	R("oauth2_ca_file", CT_PATH, oauth2_ca_file, false),
+	R("helo", CT_DOMAIN, helo, false),
+	R("senders", CT_STRING, senders, false),
+	R("ip_version", CT_IP_VERSION, ip_version, false),
+	R("source", CT_IP, source, false),
+	R("proxy", CT_PROXY, proxy, false),
+	R("connections", CT_COUNT, connections, false),
+	R("max_rate", CT_RATE, max_rate, false),
+	R("connect_timeout", CT_SECONDS, connect_timeout, false),
+	R("timeout", CT_SECONDS, timeout, false),
+	R("data_timeout", CT_SECONDS, data_timeout, false),
+};
+
+#define RELAY_NKEYS (sizeof(relay_keys) / sizeof(relay_keys[0]))
 
 static const struct conf_key conf_keys[] = {
-	K("relay", "host", CT_HOST, relay.host, false),
-	K("relay", "port", CT_PORT, relay.port, false),
-	K("relay", "tls", CT_TLS, relay.tls, false),
-	K("relay", "ca_file", CT_PATH, relay.ca_file, false),
-	K("relay", "user", CT_STRING, relay.user, false),
-	K("relay", "password", CT_STRING, relay.password, true),
-	K("relay", "password_file", CT_PATH, relay.password_file, false),
-	K("relay", "password_command", CT_STRING, relay.password_command,
-	  false),
-	K("relay", "helo", CT_DOMAIN, relay.helo, false),
-	K("relay", "connect_timeout", CT_SECONDS, relay.connect_timeout,
-	  false),
-	K("relay", "timeout", CT_SECONDS, relay.timeout, false),
-	K("relay", "data_timeout", CT_SECONDS, relay.data_timeout, false),
 	K("mail", "from", CT_ADDRESS, mail.from, false),
 	K("mail", "domain", CT_DOMAIN, mail.domain, false),
 	K("mail", "rewrite_from", CT_REWRITE, mail.rewrite_from, false),
@@ -92,8 +131,10 @@ struct conf_parse {
 	FILE *fp;
 	unsigned lineno;
 	unsigned err_line;		/* first error, 0 if none */
+	unsigned section_line;		/* of the last "[section]" */
 	char err[512];
 	bool seen[CONF_NKEYS];
+	unsigned long long *relay_seen;	/* per relay, bit per relay key */
 	bool has_secret;
 };
 
@@ -193,15 +234,182 @@ static int conf_check_host(const char *v)
 	return addr_check_domain(v);
 }
 
-/* conf_store - parse value v as key k's type and store it */
-static int conf_store(struct conf_parse *p, const struct conf_key *k,
-		      const char *v)
+/* conf_check_ip - an IPv4 or IPv6 literal */
+static int conf_check_ip(const char *v)
 {
-	char *field = (char *)p->conf + k->offset;
+	struct in6_addr a;
+
+	return inet_pton(AF_INET, v, &a) == 1 ||
+	    inet_pton(AF_INET6, v, &a) == 1 ? 0 : -1;
+}
+
+/* conf_check_env - a portable environment variable name */
+static int conf_check_env(const char *v)
+{
+	if (!isalpha((unsigned char)*v) && *v != '_')
+		return -1;
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && *v != '_')
+			return -1;
+	return 0;
+}
+
+/* conf_check_proxy - socks5[h]://host:port and nothing else */
+static int conf_check_proxy(const char *v)
+{
+	const char *hp = strncmp(v, "socks5://", 9) == 0 ? v + 9 :
+	    strncmp(v, "socks5h://", 10) == 0 ? v + 10 : NULL;
+	const char *colon = hp ? strrchr(hp, ':') : NULL;
+	char host[256];
+	long port;
+
+	if (colon == NULL || (size_t)(colon - hp) >= sizeof(host) ||
+	    conf_parse_number(colon + 1, 1, 65535, &port) < 0)
+		return -1;
+	memcpy(host, hp, (size_t)(colon - hp));
+	host[colon - hp] = '\0';
+	return host[0] ? conf_check_host(host) : -1;
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} conf_mechs[] = {
+	{ "PLAIN", AUTH_PLAIN }, { "LOGIN", AUTH_LOGIN },
+	{ "CRAM-MD5", AUTH_CRAM_MD5 }, { "XOAUTH2", AUTH_XOAUTH2 },
+	{ "OAUTHBEARER", AUTH_OAUTHBEARER }, { "EXTERNAL", AUTH_EXTERNAL },
+};
+
+/* conf_auth_name - the SASL name of one AUTH_* bit */
+const char *conf_auth_name(unsigned mech)
+{
+	for (size_t i = 0; i < sizeof(conf_mechs) / sizeof(*conf_mechs); i++)
+		if (conf_mechs[i].bit == mech)
+			return conf_mechs[i].name;
+	return "?";
+}
+
+/* conf_parse_auth - "PLAIN LOGIN", "xoauth2, oauthbearer": AUTH_* bits */
+static int conf_parse_auth(const char *v, unsigned *out)
+{
+	char word[32];
+	size_t n;
+
+	*out = 0;
+	while (*v) {
+		size_t i;
+
+		v += strspn(v, " \t,");
+		if ((n = strcspn(v, " \t,")) == 0)
+			break;
+		if (n >= sizeof(word))
+			return -1;
+		memcpy(word, v, n);
+		word[n] = '\0';
+		v += n;
+		for (i = 0; i < sizeof(conf_mechs) / sizeof(*conf_mechs); i++)
+			if (strcasecmp(word, conf_mechs[i].name) == 0)
+				break;
+		if (i == sizeof(conf_mechs) / sizeof(*conf_mechs))
+			return -1;
+		*out |= conf_mechs[i].bit;
+	}
+	return *out ? 0 : -1;
+}
+
+/* conf_parse_rate - a positive decimal, at most 1000 */
+static int conf_parse_rate(const char *v, double *out)
+{
+	char *end;
+	double d;
+
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || *end || !(d > 0) || d > 1000)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+/* conf_store_enum - the keys whose value is one of a few words or a
+ * small number */
+static int conf_store_enum(struct conf_parse *p, const struct conf_key *k,
+			   char *field, const char *v)
+{
+	long n;
+
+	switch (k->type) {
+	case CT_TLS_MIN:
+		if (strcmp(v, "1.2") && strcmp(v, "1.3"))
+			return conf_fail(p, "%s: expected 1.2 or 1.3, not %s",
+					 k->name, v);
+		*(int *)(void *)field = v[2] == '2' ? 12 : 13;
+		return 1;
+	case CT_IP_VERSION:
+		if (strcmp(v, "any") && strcmp(v, "4") && strcmp(v, "6"))
+			return conf_fail(p, "%s: expected any, 4 or 6, not %s",
+					 k->name, v);
+		*(int *)(void *)field = *v == 'a' ? 0 : *v - '0';
+		return 1;
+	case CT_AUTH:
+		if (conf_parse_auth(v, (unsigned *)(void *)field) < 0)
+			return conf_fail(p, "%s: expected a list of PLAIN, "
+					 "LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER"
+					 " or EXTERNAL, not %s", k->name, v);
+		return 1;
+	case CT_COUNT:
+		if (conf_parse_number(v, 1, CONF_COUNT_MAX, &n) < 0)
+			return conf_fail(p, "%s: expected a number from 1 to "
+					 "%d, not %s", k->name, CONF_COUNT_MAX,
+					 v);
+		*(long *)(void *)field = n;
+		return 1;
+	default:
+		if (conf_parse_rate(v, (double *)(void *)field) < 0)
+			return conf_fail(p, "%s: expected messages per second "
+					 "(like 14 or 0.5), not %s", k->name, v);
+		return 1;
+	}
+}
+
+/* conf_store - parse value v as key k's type and store it in base */
+static int conf_store(struct conf_parse *p, const struct conf_key *k,
+		      void *base, const char *v)
+{
+	char *field = (char *)base + k->offset;
 	const char *why;
 	long n;
 
 	switch (k->type) {
+	case CT_IP:
+		if (conf_check_ip(v) < 0)
+			return conf_fail(p, "%s: not an IP address: %s",
+					 k->name, v);
+		break;
+	case CT_ENV:
+		if (conf_check_env(v) < 0)
+			return conf_fail(p, "%s: not an environment variable "
+					 "name: %s", k->name, v);
+		break;
+	case CT_HTTPS:
+		if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' ||
+		    strpbrk(v, " \t"))
+			return conf_fail(p, "%s: not an https:// URL: %s",
+					 k->name, v);
+		break;
+	case CT_PROXY:
+		if (conf_check_proxy(v) < 0)
+			return conf_fail(p, "proxy: expected socks5://host:port"
+					 " or socks5h://host:port, not %s", v);
+		break;
+	case CT_TLS_MIN:
+	case CT_IP_VERSION:
+	case CT_AUTH:
+	case CT_COUNT:
+	case CT_RATE:
+		return conf_store_enum(p, k, field, v);
 	case CT_PATH:
 		if (v[0] != '/')
 			return conf_fail(p, "%s: must be an absolute path",
@@ -301,7 +509,7 @@ static struct conf_dkim *conf_dkim_section(struct conf_parse *p,
 	c->dkim = xrealloc(c->dkim, (c->ndkim + 1) * sizeof(*c->dkim));
 	memset(&c->dkim[c->ndkim], 0, sizeof(*c->dkim));
 	c->dkim[c->ndkim].label = xstrdup(section);
-	c->dkim[c->ndkim].line = p->lineno;
+	c->dkim[c->ndkim].line = p->section_line;
 	return &c->dkim[c->ndkim++];
 }
 
@@ -358,6 +566,69 @@ static bool conf_is_dkim(const char *section, size_t len)
 	    (len > 5 && strncmp(section, "dkim:", 5) == 0);
 }
 
+/* conf_is_relay - [relay] or [relay:name] */
+static bool conf_is_relay(const char *section, size_t len)
+{
+	return (len == 5 && strncmp(section, "relay", 5) == 0) ||
+	    (len > 6 && strncmp(section, "relay:", 6) == 0);
+}
+
+/* conf_relay_defaults - a relay section's values before its keys */
+static void conf_relay_defaults(struct conf_relay *r)
+{
+	r->tls = CONF_TLS_STARTTLS;
+	r->tls_min = 12;
+	r->connections = 4;
+	r->connect_timeout = 30;
+	r->timeout = 60;
+	r->data_timeout = 600;
+}
+
+/* conf_relay_section - the relay of [relay] or [relay:name], made on
+ * first use; its index is *idx */
+static struct conf_relay *conf_relay_section(struct conf_parse *p,
+					     const char *section, size_t *idx)
+{
+	struct conf *c = p->conf;
+	struct conf_relay *r;
+
+	for (*idx = 0; *idx < c->nrelays; (*idx)++)
+		if (strcmp(c->relays[*idx].name, section) == 0)
+			return &c->relays[*idx];
+	c->relays = xrealloc(c->relays, (c->nrelays + 1) * sizeof(*r));
+	p->relay_seen = xrealloc(p->relay_seen, (c->nrelays + 1) *
+				 sizeof(*p->relay_seen));
+	p->relay_seen[c->nrelays] = 0;
+	r = &c->relays[c->nrelays++];
+	memset(r, 0, sizeof(*r));
+	conf_relay_defaults(r);
+	r->name = xstrdup(section);
+	r->line = p->section_line;
+	return r;
+}
+
+/* conf_relay_key - one key = value in a relay section */
+static int conf_relay_key(struct conf_parse *p, const char *section,
+			  const char *name, const char *value)
+{
+	size_t idx;
+	struct conf_relay *r = conf_relay_section(p, section, &idx);
+
+	for (size_t i = 0; i < RELAY_NKEYS; i++) {
+		const struct conf_key *k = &relay_keys[i];
+
+		if (strcmp(k->name, name))
+			continue;
+		if (p->relay_seen[idx] & (1ULL << i))
+			return conf_fail(p, "%s given twice in [%s]", name,
+					 section);
+		p->relay_seen[idx] |= 1ULL << i;
+		p->has_secret |= k->secret;
+		return conf_store(p, k, r, value);
+	}
+	return conf_fail(p, "unknown key %s in [%s]", name, section);
+}
+
 /* conf_handler - libinih callback: one key = value */
 static int conf_handler(void *user, const char *section, const char *name,
 			const char *value)
@@ -370,6 +641,8 @@ static int conf_handler(void *user, const char *section, const char *name,
 		return conf_add_alias(p, name, value);
 	if (conf_is_dkim(section, strlen(section)))
 		return conf_dkim_key(p, section, name, value);
+	if (conf_is_relay(section, strlen(section)))
+		return conf_relay_key(p, section, name, value);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
@@ -380,7 +653,7 @@ static int conf_handler(void *user, const char *section, const char *name,
 					 section);
 		p->seen[i] = true;
 		p->has_secret |= k->secret;
-		return conf_store(p, k, value);
+		return conf_store(p, k, p->conf, value);
 	}
 	for (size_t i = 0; i < CONF_NKEYS; i++)
 		if (strcmp(conf_keys[i].section, section) == 0)
@@ -393,7 +666,7 @@ static int conf_handler(void *user, const char *section, const char *name,
 static bool conf_section_known(const char *name, size_t len)
 {
 	if ((len == 7 && strncmp(name, "aliases", 7) == 0) ||
-	    conf_is_dkim(name, len))
+	    conf_is_dkim(name, len) || conf_is_relay(name, len))
 		return true;
 	for (size_t i = 0; i < CONF_NKEYS; i++)
 		if (strlen(conf_keys[i].section) == len &&
@@ -412,6 +685,7 @@ static void conf_check_section(struct conf_parse *p, const char *line)
 		line++;
 	if (*line != '[' || (end = strchr(line, ']')) == NULL)
 		return;
+	p->section_line = p->lineno;
 	if (!conf_section_known(line + 1, (size_t)(end - line - 1)))
 		conf_fail(p, "unknown section [%.*s]", (int)(end - line - 1),
 			  line + 1);
@@ -476,6 +750,7 @@ static void conf_parse_file(struct conf *c, const char *path)
 #endif
 	rc = ini_parse_stream(conf_reader, &p, conf_handler, &p);
 	fclose(p.fp);
+	free(p.relay_seen);
 	if (p.err_line)
 		log_die(EX_CONFIG, "%s:%u: %s", path, p.err_line, p.err);
 	if (rc > 0)
@@ -488,30 +763,118 @@ static void conf_parse_file(struct conf *c, const char *path)
 			"everyone; run: chmod o-rwx %s", path, path);
 }
 
-/* conf_check_relay - rules that involve several relay keys */
-static void conf_check_relay(struct conf *c)
+/* conf_relay_free - one relay's strings, the secret ones wiped */
+static void conf_relay_free(struct conf_relay *r)
 {
-	struct conf_relay *r = &c->relay;
-	const char *f = c->path;
+	char **strs[] = { &r->name, &r->host, &r->address, &r->ca_file,
+		&r->ca_path, &r->pin_sha256, &r->client_cert, &r->client_key,
+		&r->user, &r->password, &r->password_file,
+		&r->password_command, &r->password_env, &r->oauth2_token_url,
+		&r->oauth2_client_id, &r->oauth2_client_secret,
+		&r->oauth2_refresh_token_file, &r->oauth2_scope,
+		&r->oauth2_ca_file, &r->helo, &r->senders, &r->source,
+		&r->proxy };
+
+	if (r->password)
+		explicit_bzero(r->password, strlen(r->password));
+	if (r->oauth2_client_secret)
+		explicit_bzero(r->oauth2_client_secret,
+			       strlen(r->oauth2_client_secret));
+	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++)
+		free(*strs[i]);
+}
+
+/* conf_relay_fail - a rule about r's keys is broken: stop */
+static void conf_relay_fail(const struct conf *c, const struct conf_relay *r,
+			    const char *fmt, ...) LOG_FMT(3, 4);
+
+static void conf_relay_fail(const struct conf *c, const struct conf_relay *r,
+			    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_die(EX_CONFIG, "%s:%u: [%s] %s", c->path, r->line, r->name, msg);
+}
+
+/* conf_check_auth - the credentials of r fit together */
+static void conf_check_auth(const struct conf *c, struct conf_relay *r)
+{
 	int sources = !!r->password + !!r->password_file +
-	    !!r->password_command;
+	    !!r->password_command + !!r->password_env;
+	bool oauth = r->oauth2_token_url || r->oauth2_client_id ||
+	    r->oauth2_refresh_token_file;
 
 	if (sources > 1)
-		log_die(EX_CONFIG, "%s: [relay] password, password_file and "
-			"password_command exclude each other", f);
-	if (r->user && sources == 0)
-		log_die(EX_CONFIG, "%s: [relay] user is set but no password,"
-			" password_file or password_command", f);
-	if (!r->user && sources)
-		log_die(EX_CONFIG, "%s: [relay] a password is set but no user",
-			f);
-	if (r->tls == CONF_TLS_NONE && r->host &&
-	    !conf_host_is_loopback(r->host))
-		log_die(EX_CONFIG, "%s: [relay] tls = none is allowed only for"
-			" a loopback host, not %s", f, r->host);
+		conf_relay_fail(c, r, "password, password_file, "
+				"password_command and password_env exclude "
+				"each other");
+	if (oauth && (sources || !r->oauth2_token_url ||
+		      !r->oauth2_client_id || !r->oauth2_refresh_token_file))
+		conf_relay_fail(c, r, "oauth2 needs oauth2_token_url, "
+				"oauth2_client_id and oauth2_refresh_token_file,"
+				" and no password");
+	if (r->auth == 0)
+		r->auth = oauth ? AUTH_BEARER : r->user || sources ?
+		    AUTH_PLAIN | AUTH_LOGIN : 0;
+	if (oauth && (r->auth & ~AUTH_BEARER))
+		conf_relay_fail(c, r, "oauth2 works with auth = XOAUTH2 or "
+				"OAUTHBEARER only");
+	if ((r->auth & AUTH_EXTERNAL) && !r->client_cert)
+		conf_relay_fail(c, r, "auth = EXTERNAL needs client_cert");
+	if (r->auth & ~AUTH_EXTERNAL) {
+		if (!r->user)
+			conf_relay_fail(c, r, "%s is set but no user",
+					sources ? "a password" : "auth");
+		if (!oauth && !sources)
+			conf_relay_fail(c, r, "user is set but no password, "
+					"password_file, password_command or "
+					"password_env");
+	} else if (sources) {
+		conf_relay_fail(c, r, "auth = EXTERNAL takes no password");
+	}
+}
+
+/* conf_check_relay - rules that involve several keys of one relay */
+static void conf_check_relay(const struct conf *c, struct conf_relay *r)
+{
+	if (r->host == NULL)
+		conf_relay_fail(c, r, "needs host");
+	conf_check_auth(c, r);
+	if (r->client_key && !r->client_cert)
+		conf_relay_fail(c, r, "client_key needs client_cert");
+	if (r->tls == CONF_TLS_NONE && !conf_host_is_loopback(r->host))
+		conf_relay_fail(c, r, "tls = none is allowed only for a "
+				"loopback host, not %s", r->host);
+	if (r->tls == CONF_TLS_NONE && r->auth)
+		conf_relay_fail(c, r, "tls = none cannot authenticate: "
+				"credentials are never sent in clear");
 	if (r->port == 0)
 		r->port = r->tls == CONF_TLS_IMPLICIT ? 465 :
 		    r->tls == CONF_TLS_NONE ? 25 : 587;
+}
+
+/* conf_check_relays - check every relay; a [relay] without host is
+ * no relay at all (mail stays queued), as it always was */
+static void conf_check_relays(struct conf *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nrelays; i++) {
+		struct conf_relay *r = &c->relays[i];
+
+		if (r->host == NULL && strcmp(r->name, "relay") == 0) {
+			conf_check_auth(c, r);
+			conf_relay_free(r);
+			continue;
+		}
+		conf_check_relay(c, r);
+		c->relays[n++] = *r;
+	}
+	c->nrelays = n;
 }
 
 /* conf_check_dkim - every DKIM section names a domain, selector and key */
@@ -533,17 +896,13 @@ const struct conf *conf_load(const char *cli_path)
 {
 	struct conf *c = xcalloc(1, sizeof(*c));
 
-	c->relay.tls = CONF_TLS_STARTTLS;
-	c->relay.connect_timeout = 30;
-	c->relay.timeout = 60;
-	c->relay.data_timeout = 600;
 	c->queue.max_age = 5 * 86400;
 	c->queue.retry_min = 60;
 	c->queue.retry_max = 3600;
 	c->path = conf_find(cli_path);
 	if (c->path)
 		conf_parse_file(c, c->path);
-	conf_check_relay(c);
+	conf_check_relays(c);
 	conf_check_dkim(c);
 	if (c->queue.retry_min > c->queue.retry_max)
 		log_die(EX_CONFIG, "%s: [queue] retry_min is larger than "
@@ -555,13 +914,12 @@ const struct conf *conf_load(const char *cli_path)
 void conf_free(const struct conf *cc)
 {
 	struct conf *c = (struct conf *)cc;
-	char **strs[] = { &c->path, &c->relay.host, &c->relay.ca_file,
-		&c->relay.user, &c->relay.password, &c->relay.password_file,
-		&c->relay.password_command, &c->relay.helo, &c->mail.from,
-		&c->mail.domain, &c->mail.bounce_to, &c->queue.dir };
+	char **strs[] = { &c->path, &c->mail.from, &c->mail.domain,
+		&c->mail.bounce_to, &c->queue.dir };
 
-	if (c->relay.password)
-		explicit_bzero(c->relay.password, strlen(c->relay.password));
+	for (size_t i = 0; i < c->nrelays; i++)
+		conf_relay_free(&c->relays[i]);
+	free(c->relays);
 	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++)
 		free(*strs[i]);
 	for (size_t i = 0; i < c->naliases; i++) {
@@ -683,17 +1041,65 @@ static char *conf_password_command(const char *cmd, char *err, size_t errlen)
 	return pw;
 }
 
-/* conf_password - the relay password now, or NULL with err set */
-char *conf_password(const struct conf *c, char *err, size_t errlen)
+/* conf_password_env - a variable of the environment outbox started in */
+static char *conf_password_env(const char *name, char *err, size_t errlen)
 {
-	const struct conf_relay *r = &c->relay;
+	const char *v = getenv(name);
 
+	if (v == NULL || *v == '\0') {
+		snprintf(err, errlen, "password_env: %s is not set", name);
+		return NULL;
+	}
+	return xstrdup(v);
+}
+
+/* conf_password - the relay password now, or NULL with err set */
+char *conf_password(const struct conf_relay *r, char *err, size_t errlen)
+{
 	if (r->password)
 		return xstrdup(r->password);
 	if (r->password_file)
 		return conf_password_file(r->password_file, err, errlen);
 	if (r->password_command)
 		return conf_password_command(r->password_command, err, errlen);
+	if (r->password_env)
+		return conf_password_env(r->password_env, err, errlen);
 	snprintf(err, errlen, "no password configured");
+	return NULL;
+}
+
+/* conf_relay_serves - may r carry mail from this envelope sender; the
+ * null sender (bounces) goes through any relay */
+bool conf_relay_serves(const struct conf_relay *r, const char *sender)
+{
+	const char *v = r->senders;
+	char pat[512];
+
+	if (v == NULL || *sender == '\0')
+		return true;
+	while (*v) {
+		size_t n;
+
+		v += strspn(v, " \t,");
+		if ((n = strcspn(v, " \t,")) == 0)
+			break;
+		if (n < sizeof(pat)) {
+			memcpy(pat, v, n);
+			pat[n] = '\0';
+			if (fnmatch(pat, sender, FNM_CASEFOLD) == 0)
+				return true;
+		}
+		v += n;
+	}
+	return false;
+}
+
+/* conf_relay_for - the first relay that may carry mail from sender */
+const struct conf_relay *conf_relay_for(const struct conf *c,
+					const char *sender)
+{
+	for (size_t i = 0; i < c->nrelays; i++)
+		if (conf_relay_serves(&c->relays[i], sender))
+			return &c->relays[i];
 	return NULL;
 }

@@ -57,16 +57,50 @@ struct conf_dkim {
 	char *sender_domains;	/* From domains it signs; NULL: domain */
 };
 
+/* SASL mechanisms, for [relay] auth */
+enum {
+	AUTH_PLAIN = 1 << 0,
+	AUTH_LOGIN = 1 << 1,
+	AUTH_CRAM_MD5 = 1 << 2,
+	AUTH_XOAUTH2 = 1 << 3,
+	AUTH_OAUTHBEARER = 1 << 4,
+	AUTH_EXTERNAL = 1 << 5,
+	AUTH_BEARER = AUTH_XOAUTH2 | AUTH_OAUTHBEARER,
+};
+
+/* one relay: [relay], or [relay:name] for more, tried in file order */
 struct conf_relay {
-	char *host;		/* NULL: no relay, mail stays queued */
+	char *name;		/* "relay" or "relay:name" */
+	unsigned line;		/* where the section starts, for messages */
+	char *host;		/* name used for SNI and the certificate */
+	char *address;		/* connect here instead of resolving host */
 	unsigned port;		/* 0 until defaulted from tls */
 	enum conf_tls tls;
 	char *ca_file;		/* NULL: system trust store */
-	char *user;		/* NULL: no AUTH */
-	char *password;		/* at most one of the three sources */
+	char *ca_path;		/* a hashed directory of CA certificates */
+	char *pin_sha256;	/* base64 SPKI hashes, ';' separated */
+	char *client_cert;	/* PEM certificate for TLS client auth */
+	char *client_key;	/* its key; NULL: in client_cert */
+	int tls_min;		/* 12 or 13 */
+	char *user;		/* NULL: no AUTH (unless EXTERNAL) */
+	char *password;		/* at most one of the sources */
 	char *password_file;
 	char *password_command;
+	char *password_env;
+	unsigned auth;		/* AUTH_* allowed; 0 until defaulted */
+	char *oauth2_token_url;	/* built-in OAuth2 token refresh */
+	char *oauth2_client_id;
+	char *oauth2_client_secret;
+	char *oauth2_refresh_token_file;
+	char *oauth2_scope;
+	char *oauth2_ca_file;
 	char *helo;		/* EHLO name; NULL: the host's FQDN */
+	char *senders;		/* envelope sender patterns; NULL: any */
+	int ip_version;		/* 0 any, 4 or 6 */
+	char *source;		/* local address to send from */
+	char *proxy;		/* socks5[h]://host:port; NULL: none */
+	long connections;	/* parallel connections for a flush */
+	double max_rate;	/* messages per second; 0: no limit */
 	long connect_timeout;	/* seconds: TCP, TLS and AUTH together */
 	long timeout;		/* seconds per reply */
 	long data_timeout;	/* seconds for the reply after the dot */
@@ -74,7 +108,8 @@ struct conf_relay {
 
 struct conf {
 	char *path;		/* the file read, NULL if none was found */
-	struct conf_relay relay;
+	struct conf_relay *relays;	/* in order of preference */
+	size_t nrelays;		/* 0: no relay, mail stays queued */
 	struct {
 		char *from;	/* default envelope sender and From: */
 		char *domain;	/* qualifies bare names; NULL: FQDN */
@@ -98,7 +133,11 @@ const struct conf *conf_load(const char *cli_path);
 void conf_free(const struct conf *);
 const char *conf_domain(const struct conf *);
 const char *conf_alias(const struct conf *, const char *name);
-char *conf_password(const struct conf *, char *err, size_t errlen);
+char *conf_password(const struct conf_relay *, char *err, size_t errlen);
+const struct conf_relay *conf_relay_for(const struct conf *,
+					const char *sender);
+bool conf_relay_serves(const struct conf_relay *, const char *sender);
+const char *conf_auth_name(unsigned mech);
 bool conf_host_is_loopback(const char *host);
 FILE *conf_open_secret(const char *what, const char *path, char *err,
 		       size_t errlen);

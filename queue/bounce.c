@@ -86,6 +86,7 @@ static void bounce_human(const struct spool_msg *m, struct buf *b)
 static void bounce_report(const struct conf *c, const struct spool_msg *m,
 			  struct buf *b)
 {
+	const struct conf_relay *rel = conf_relay_for(c, m->sender);
 	char arrival[64], last[64], status[16];
 
 	bounce_date(m->arrival, arrival, sizeof(arrival));
@@ -102,9 +103,8 @@ static void bounce_report(const struct conf *c, const struct spool_msg *m,
 		bounce_status(r->reply, status, sizeof(status));
 		buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n"
 			   "Action: failed\r\nStatus: %s\r\n", r->addr, status);
-		if (c->relay.host)
-			buf_printf(b, "Remote-MTA: dns; %s\r\n",
-				   c->relay.host);
+		if (rel)
+			buf_printf(b, "Remote-MTA: dns; %s\r\n", rel->host);
 		buf_printf(b, "Diagnostic-Code: smtp; %s\r\n"
 			   "Last-Attempt-Date: %s\r\n", r->reply ? r->reply :
 			   "failed", last);

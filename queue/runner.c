@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <stdatomic.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -49,13 +51,26 @@ struct tally {
 	unsigned busy;		/* held by another process: try again soon */
 };
 
+/* one configured relay as a pass sees it */
+struct link {
+	const struct conf_relay *rc;
+	struct relay relay;
+	bool open;		/* connected */
+	bool down;		/* could not be had this pass: err says why */
+	bool reauth;		/* OAuth2 needs the user: never retried */
+	char err[1024];
+	int pace_fd;		/* max_rate: the shared pacing file, or -1 */
+};
+
 /* one pass over the queue */
 struct pass {
 	const struct conf *conf;
 	struct spool *spool;
-	struct relay relay;
-	bool open;		/* relay connected */
-	char conn_err[1024];	/* the relay cannot be reached this pass */
+	struct link *links;	/* one per configured relay, in order */
+	size_t nlinks;
+	long worker;		/* a parallel flush's worker number */
+	unsigned char *left;	/* a worker's: set to leave m to the parent */
+	char conn_err[1024];	/* why the last message found no relay */
 	bool due_only;		/* honour the backoff (runner, background) */
 	bool retry_failed;	/* -qI: failed recipients get another try */
 	time_t deadline;	/* 0, or stop starting messages then */
@@ -167,43 +182,130 @@ static char *runner_snapshot(const struct spool_msg *m)
 	return st;
 }
 
-/* runner_send - one message over the pass's relay session, reopening
- * once if a reused connection went stale; -1: the relay is unreachable */
-static int runner_send(struct pass *p, struct spool_msg *m)
+/* runner_pace - max_rate: wait for this relay's next sending slot. The
+ * slot lives in a small file in the spool, under flock, so that every
+ * outbox process of the user (flush workers, submissions) shares it */
+static void runner_pace(struct pass *p, struct link *l)
 {
-	struct relay *r = &p->relay;
-	char *err = p->conn_err;
-	size_t len = sizeof(p->conn_err);
+	long long interval = (long long)(1e9 / l->rc->max_rate), next = 0;
+	struct timespec now;
+	long long t, start;
+	char name[300];
 
-	if (!p->open) {
-		if (relay_open(r, p->conf, err, len) < 0)
-			return -1;
-		p->open = true;
+	if (l->rc->max_rate <= 0)
+		return;
+	if (l->pace_fd < 0) {
+		snprintf(name, sizeof(name), "pace-%s", l->rc->name);
+		l->pace_fd = openat(p->spool->dirfd, name, O_RDWR | O_CREAT |
+				    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (l->pace_fd < 0)
+			return;	/* pacing is best effort, never a failure */
 	}
-	if (relay_send(r, m) == RELAY_STALE) {
+	if (flock(l->pace_fd, LOCK_EX) < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	t = now.tv_sec * 1000000000LL + now.tv_nsec;
+	if (pread(l->pace_fd, &next, sizeof(next), 0) != sizeof(next) ||
+	    next > t + 1000 * interval)
+		next = 0;	/* absent, or from a clock that jumped */
+	start = next > t ? next : t;
+	next = start + interval;
+	if (pwrite(l->pace_fd, &next, sizeof(next), 0) != sizeof(next))
+		log_verbose("%s: cannot record the pacing slot", l->rc->name);
+	flock(l->pace_fd, LOCK_UN);
+	if (start > t) {
+		struct timespec d = { (start - t) / 1000000000LL,
+			(start - t) % 1000000000LL };
+
+		while (nanosleep(&d, &d) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* runner_link_open - connect l, or remember for this pass why not */
+static int runner_link_open(struct pass *p, struct link *l)
+{
+	if (l->open)
+		return 0;
+	if (l->down)
+		return -1;
+	if (relay_open(&l->relay, l->rc, p->spool->dirfd, l->err,
+		       sizeof(l->err)) == 0) {
+		l->open = true;
+		return 0;
+	}
+	l->down = true;
+	l->reauth = l->relay.reauth;
+	if (l->reauth)
+		log_warn("%s", l->err);
+	return -1;
+}
+
+/* runner_link_close - QUIT and forget the session */
+static void runner_link_close(struct link *l)
+{
+	if (l->open)
+		relay_close(&l->relay);
+	l->open = false;
+}
+
+/* runner_via - m over link l, reopening once if a reused connection
+ * went stale; -1: the relay could not be had, nothing was sent */
+static int runner_via(struct pass *p, struct link *l, struct spool_msg *m)
+{
+	if (runner_link_open(p, l) < 0)
+		return -1;
+	runner_pace(p, l);
+	if (relay_send(&l->relay, m) == RELAY_STALE) {
 		log_verbose("the relay closed the connection; reconnecting");
-		relay_close(r);
-		p->open = false;
-		if (relay_open(r, p->conf, err, len) < 0)
+		runner_link_close(l);
+		if (runner_link_open(p, l) < 0)
 			return -1;
-		p->open = true;
-		relay_send(r, m);
+		relay_send(&l->relay, m);
 	}
 	crash_point("after-accept");
-	if (r->broken) {
-		relay_close(r);
-		p->open = false;
-	}
+	if (l->relay.broken)
+		runner_link_close(l);
 	return 0;
 }
 
-/* runner_attempt - send m, or record why the relay could not be had */
+/* runner_send - m through the first relay that takes its sender and
+ * can be reached; -1 with p->conn_err set when none could */
+static int runner_send(struct pass *p, struct spool_msg *m)
+{
+	const char *first = NULL;
+	size_t tried = 0;
+
+	for (size_t i = 0; i < p->nlinks; i++) {
+		struct link *l = &p->links[i];
+
+		if (!conf_relay_serves(l->rc, m->sender))
+			continue;
+		tried++;
+		if (runner_via(p, l, m) == 0)
+			return 0;
+		if (first == NULL)
+			first = l->err;
+		log_verbose("%s: [%s] unavailable: %s", m->id, l->rc->name,
+			    l->err);
+	}
+	if (tried == 0)
+		snprintf(p->conn_err, sizeof(p->conn_err), "no relay takes "
+			 "mail from <%s> (see senders in outbox(8))",
+			 m->sender);
+	else
+		snprintf(p->conn_err, sizeof(p->conn_err), "%.900s%s", first,
+			 tried > 1 ? " (and every other relay failed too)" : "");
+	return -1;
+}
+
+/* runner_attempt - send m, or record why no relay could be had */
 static void runner_attempt(struct pass *p, struct spool_msg *m)
 {
-	if (p->conf->relay.host == NULL)
+	if (p->nlinks == 0)
 		snprintf(p->conn_err, sizeof(p->conn_err),
 			 "no relay configured");
-	m->conn_fail = p->conn_err[0] || runner_send(p, m) < 0;
+	m->conn_fail = p->nlinks == 0 || runner_send(p, m) < 0;
 	if (m->conn_fail) {
 		free(m->error);
 		m->error = xstrdup(p->conn_err);
@@ -250,6 +352,18 @@ static bool runner_skip(struct pass *p, struct spool_msg *m)
 	return spool_pending(m) == 0;
 }
 
+/* runner_mine - may this process send m: a worker's number must be
+ * below the connections of the first relay that takes m's sender */
+static bool runner_mine(const struct pass *p, const struct spool_msg *m)
+{
+	if (p->left == NULL)
+		return true;		/* not a worker */
+	for (size_t i = 0; i < p->nlinks; i++)
+		if (conf_relay_serves(p->links[i].rc, m->sender))
+			return p->worker < p->links[i].rc->connections;
+	return true;
+}
+
 /* runner_one - lock, deliver and settle one queued message */
 static void runner_one(struct pass *p, const char *id)
 {
@@ -272,6 +386,11 @@ static void runner_one(struct pass *p, const char *id)
 		spool_msg_free(&m);
 		return;
 	}
+	if (!runner_mine(p, &m)) {
+		*p->left = 1;
+		spool_msg_free(&m);
+		return;
+	}
 	before = runner_snapshot(&m);
 	if (!runner_expire(p, &m))
 		runner_attempt(p, &m);
@@ -280,8 +399,37 @@ static void runner_one(struct pass *p, const char *id)
 	spool_msg_free(&m);
 }
 
-/* runner_pass - one pass over the queue (or over only_id) */
-static void runner_pass(struct pass *p, const char *only_id)
+/* pass_init - a pass over spool s with every configured relay */
+static void pass_init(struct pass *p, const struct conf *c, struct spool *s)
+{
+	memset(p, 0, sizeof(*p));
+	p->conf = c;
+	p->spool = s;
+	p->nlinks = c->nrelays;
+	p->links = xcalloc(c->nrelays ? c->nrelays : 1, sizeof(*p->links));
+	for (size_t i = 0; i < c->nrelays; i++) {
+		p->links[i].rc = &c->relays[i];
+		p->links[i].pace_fd = -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* pass_end - QUIT every open session and release the pass */
+static void pass_end(struct pass *p)
+{
+	for (size_t i = 0; i < p->nlinks; i++) {
+		runner_link_close(&p->links[i]);
+		if (p->links[i].pace_fd >= 0)
+			close(p->links[i].pace_fd);
+	}
+	free(p->links);
+	p->links = NULL;
+	p->nlinks = 0;
+	strlist_free(&p->ids);
+}
+
+/* runner_list - the work list: only_id, or the whole queue */
+static void runner_list(struct pass *p, const char *only_id)
 {
 	spool_clean(p->spool);
 	if (only_id)
@@ -289,25 +437,154 @@ static void runner_pass(struct pass *p, const char *only_id)
 	else if (spool_list(p->spool, &p->ids) < 0)
 		log_die(EX_IOERR, "cannot read the queue in %s: %m",
 			p->spool->path);
+}
+
+/* runner_walk - deliver the work list, in order */
+static void runner_walk(struct pass *p)
+{
 	for (size_t i = 0; i < p->ids.n && !runner_stop; i++) {
 		if (p->deadline && time(NULL) > p->deadline)
 			break;
 		runner_one(p, p->ids.v[i]);
 		p->retry_failed = false;	/* only the one named */
 	}
-	if (p->open)
-		relay_close(&p->relay);
-	p->open = false;
-	strlist_free(&p->ids);
 }
 
-/* pass_init - a pass over spool s */
-static void pass_init(struct pass *p, const struct conf *c, struct spool *s)
+/*
+ * A large queue is flushed by several worker processes, each with its
+ * own connection to a relay, so that no relay sees more connections
+ * at once than its [relay] connections. The workers take messages from
+ * one counter in shared memory, so each message is taken once. A
+ * worker whose number is not below the connections of a message's
+ * relay leaves that message to the parent, which sends what was left
+ * and the bounces the workers queued once they are all done.
+ */
+#define RUNNER_PER_WORKER	16	/* messages that justify a worker */
+
+struct shared {
+	atomic_size_t next;		/* next index into the work list */
+	atomic_uint delivered, deferred, failed, busy;
+	unsigned char left[];		/* per index: left to the parent */
+};
+
+/* runner_workers - how many workers the work list deserves */
+static unsigned runner_workers(const struct pass *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->conf = c;
-	p->spool = s;
-	signal(SIGPIPE, SIG_IGN);
+	size_t want = (p->ids.n + RUNNER_PER_WORKER - 1) / RUNNER_PER_WORKER;
+	long most = 1;
+
+	for (size_t i = 0; i < p->nlinks; i++)
+		if (p->links[i].rc->connections > most)
+			most = p->links[i].rc->connections;
+	return (unsigned)(want < (size_t)most ? want : (size_t)most);
+}
+
+/* runner_worker - one worker: take messages until none are left */
+static void runner_worker(struct pass *p, struct shared *sh)
+{
+	size_t i;
+
+	while (!runner_stop && (i = atomic_fetch_add(&sh->next, 1)) <
+	       p->ids.n) {
+		if (p->deadline && time(NULL) > p->deadline)
+			break;
+		p->left = &sh->left[i];
+		runner_one(p, p->ids.v[i]);
+	}
+	p->left = NULL;
+	atomic_fetch_add(&sh->delivered, p->t.delivered);
+	atomic_fetch_add(&sh->deferred, p->t.deferred);
+	atomic_fetch_add(&sh->failed, p->t.failed);
+	atomic_fetch_add(&sh->busy, p->t.busy);
+}
+
+/* runner_fork - start n workers: 1 in a worker, 0 in the parent */
+static int runner_fork(struct pass *p, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			p->worker = (long)k;
+			return 1;
+		}
+		if (pid < 0)
+			log_warn("cannot start a flush worker: %m");
+	}
+	return 0;
+}
+
+/* runner_cmp - qsort and bsearch order of queue IDs */
+static int runner_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* runner_leftovers - what the workers did not send: left to the
+ * parent, not reached, or queued by them (bounces) */
+static void runner_leftovers(struct pass *p, const struct shared *sh,
+			     struct strlist *out)
+{
+	struct strlist now = STRLIST_INIT;
+	char **seen = xcalloc(p->ids.n + 1, sizeof(*seen));
+
+	for (size_t i = 0; i < p->ids.n; i++) {
+		seen[i] = p->ids.v[i];
+		if (sh->left[i] || i >= sh->next)
+			strlist_add(out, p->ids.v[i]);
+	}
+	qsort(seen, p->ids.n, sizeof(*seen), runner_cmp);
+	if (!runner_stop && spool_list(p->spool, &now) == 0)
+		for (size_t i = 0; i < now.n; i++)
+			if (!bsearch(&now.v[i], seen, p->ids.n, sizeof(*seen),
+				     runner_cmp))
+				strlist_add(out, now.v[i]);
+	free(seen);
+	strlist_free(&now);
+}
+
+/* runner_parallel - the work list through n workers, then the rest */
+static void runner_parallel(struct pass *p, unsigned n)
+{
+	size_t size = sizeof(struct shared) + p->ids.n;
+	struct shared *sh = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct strlist rest = STRLIST_INIT;
+
+	if (sh == MAP_FAILED) {
+		runner_walk(p);
+		return;
+	}
+	if (runner_fork(p, n)) {
+		runner_worker(p, sh);
+		pass_end(p);
+		_exit(0);
+	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	p->t.delivered += sh->delivered;
+	p->t.deferred += sh->deferred;
+	p->t.failed += sh->failed;
+	p->t.busy += sh->busy;
+	runner_leftovers(p, sh, &rest);
+	munmap(sh, size);
+	strlist_free(&p->ids);
+	p->ids = rest;
+	runner_walk(p);
+}
+
+/* runner_pass - one pass over the queue (or over only_id) */
+static void runner_pass(struct pass *p, const char *only_id)
+{
+	unsigned n;
+
+	runner_list(p, only_id);
+	n = runner_workers(p);
+	if (n > 1)
+		runner_parallel(p, n);
+	else
+		runner_walk(p);
+	pass_end(p);
 }
 
 /* runner_flush - try every queued message (or only_id) now */
@@ -400,7 +677,7 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	char *before;
 	size_t done, pending, failed;
 
-	if (c->relay.host == NULL) {
+	if (c->nrelays == 0) {
 		runner_no_relay(c, s, m);
 		return EX_OK;
 	}
@@ -416,9 +693,7 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	runner_settle(&p, m, before);
 	for (size_t i = 0; i < p.ids.n; i++)
 		runner_one(&p, p.ids.v[i]);	/* the bounce, on this link */
-	if (p.open)
-		relay_close(&p.relay);
-	strlist_free(&p.ids);
+	pass_end(&p);
 	free(before);
 	if (pending)
 		log_tty("%s: queued, not delivered yet: %s", m->id,

@@ -28,6 +28,10 @@ struct curl_api {
 	CURLcode (*easy_recv)(CURL *, void *, size_t, size_t *);
 	void (*easy_cleanup)(CURL *);
 	const char *(*easy_strerror)(CURLcode);
+	char *(*easy_escape)(CURL *, const char *, int);
+	void (*free)(void *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
 };
 
 const struct curl_api *curl_api(char *err, size_t len);

@@ -42,21 +42,56 @@ static int relay_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
-/* relay_debug - libcurl's debug callback, used only to keep acknowledging
- * at once through the TLS handshake (the data, which may hold
- * credentials, is never looked at) */
+/* relay_debug - libcurl's debug callback: keeps acknowledging at once
+ * through the TLS handshake, and notes the SASL mechanism used (only
+ * the word after "AUTH ": the rest of that line is a credential) */
 static int relay_debug(CURL *h, curl_infotype type, char *data, size_t size,
 		       void *arg)
 {
 	struct relay *r = arg;
+	size_t n;
 
 	(void)h;
-	(void)type;
-	(void)data;
-	(void)size;
 	if (r->sock != CURL_SOCKET_BAD)
 		relay_sockopt(NULL, r->sock, CURLSOCKTYPE_IPCXN);
+	if (type == CURLINFO_HEADER_OUT && size > 5 &&
+	    strncmp(data, "AUTH ", 5) == 0) {
+		for (n = 0; n + 5 < size && n + 1 < sizeof(r->mech); n++)
+			if (data[5 + n] == ' ' || data[5 + n] == '\r')
+				break;
+		memcpy(r->mech, data + 5, n);
+		r->mech[n] = '\0';
+		log_verbose(">>> AUTH %s (credentials not shown)", r->mech);
+	}
 	return 0;
+}
+
+/* relay_observe - relay_probe(): the session as it stands after the
+ * EHLO that follows TLS (an AUTH failure later loses the handle) */
+static void relay_observe(struct relay *r)
+{
+	struct relay_info *i = r->info;
+	const char *ip = NULL;
+	const char *caps = buf_str(&r->ehlo);
+	size_t n = 0;
+
+	if (r->api->easy_getinfo(r->curl, CURLINFO_PRIMARY_IP, &ip) ==
+	    CURLE_OK && ip)
+		snprintf(i->address, sizeof(i->address), "%s", ip);
+	r->api->easy_getinfo(r->curl, CURLINFO_PRIMARY_PORT, &i->port);
+	if (r->rc->tls != CONF_TLS_NONE)
+		tls_describe(r->api, r->curl, i);
+	caps = strchr(caps, '\n');	/* the first line greets */
+	while (caps && caps[1] && n + 2 < sizeof(i->caps)) {
+		const char *end = strchr(caps + 1, '\n');
+		int len = (int)(end - caps - 5);
+
+		if (len > 0)
+			n += (size_t)snprintf(i->caps + n, sizeof(i->caps) - n,
+					      "%s%.*s", n ? ", " : "", len,
+					      caps + 5);
+		caps = end;
+	}
 }
 
 /* relay_header - libcurl callback: every reply line of the connect phase */
@@ -80,10 +115,15 @@ static size_t relay_header(char *p, size_t size, size_t n, void *arg)
 	smtp_reply_add(&r->last, p, len);
 	if (code == 250 && first) {
 		memset(&r->caps, 0, sizeof(r->caps));	/* a new EHLO reply */
+		buf_reset(&r->ehlo);
 		r->ehlo_seen = true;
 	} else if (code == 250 && len > 4) {
 		smtp_caps_line(&r->caps, p + 4, len - 4);
 	}
+	if (code == 250)
+		buf_printf(&r->ehlo, "%.*s\n", (int)len, p);
+	if (code == 250 && last && r->tls_done && r->info)
+		relay_observe(r);
 	if (code == 220 && last && r->ehlo_seen)
 		r->tls_done = true;	/* 220 to STARTTLS: TLS follows */
 	if (code == 235 && last && r->tls_done)
@@ -92,9 +132,8 @@ static size_t relay_header(char *p, size_t size, size_t n, void *arg)
 }
 
 /* relay_url - smtp[s]://host:port/ehlo-name */
-static void relay_url(const struct conf *c, struct buf *u)
+static void relay_url(const struct conf_relay *rc, struct buf *u)
 {
-	const struct conf_relay *rc = &c->relay;
 	bool v6 = strchr(rc->host, ':') && rc->host[0] != '[';
 
 	buf_printf(u, "%s://%s%s%s:%u/%s",
@@ -103,17 +142,94 @@ static void relay_url(const struct conf *c, struct buf *u)
 		   rc->helo ? rc->helo : sys_fqdn());
 }
 
-/* relay_setopts - a hardened handle: verified TLS, no proxy, no fallback */
+/* relay_pins - "sha256//A;sha256//B" from the configured list */
+static void relay_pins(const char *v, struct buf *out)
+{
+	while (*v) {
+		size_t n;
+
+		v += strspn(v, " \t,;");
+		if ((n = strcspn(v, " \t,;")) == 0)
+			break;
+		if (strncmp(v, "sha256//", 8) == 0) {
+			v += 8;
+			n -= 8;
+		}
+		buf_printf(out, "%ssha256//%.*s", out->len ? ";" : "", (int)n,
+			   v);
+		v += n;
+	}
+}
+
+/* relay_route - where to connect: address, source, IP version, proxy */
+static void relay_route(struct relay *r)
+{
+	const struct conf_relay *rc = r->rc;
+	struct buf b = BUF_INIT(1024);
+	bool v6 = rc->address && strchr(rc->address, ':') &&
+	    rc->address[0] != '[';
+
+	if (rc->address) {
+		buf_printf(&b, "::%s%s%s:%u", v6 ? "[" : "", rc->address,
+			   v6 ? "]" : "", rc->port);
+		r->connect_to = r->api->slist_append(NULL, buf_str(&b));
+		r->api->easy_setopt(r->curl, CURLOPT_CONNECT_TO, r->connect_to);
+		buf_reset(&b);
+	}
+	if (rc->source) {
+		buf_printf(&b, "host!%s", rc->source);
+		r->api->easy_setopt(r->curl, CURLOPT_INTERFACE, buf_str(&b));
+	}
+	r->api->easy_setopt(r->curl, CURLOPT_IPRESOLVE, rc->ip_version == 4 ?
+			 (long)CURL_IPRESOLVE_V4 : rc->ip_version == 6 ?
+			 (long)CURL_IPRESOLVE_V6 : (long)CURL_IPRESOLVE_WHATEVER);
+	/* an inherited all_proxy never applies: only the configured one */
+	r->api->easy_setopt(r->curl, CURLOPT_PROXY, rc->proxy ? rc->proxy : "");
+	buf_free(&b);
+}
+
+/* relay_tls - verified TLS: minimum version, trust, pins, client cert */
+static void relay_tls(struct relay *r)
+{
+	const struct conf_relay *rc = r->rc;
+	CURL *h = r->curl;
+	struct buf pins = BUF_INIT(4096);
+
+	r->api->easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
+			 (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+	r->api->easy_setopt(h, CURLOPT_SSLVERSION, rc->tls_min == 13 ?
+			 (long)CURL_SSLVERSION_TLSv1_3 :
+			 (long)CURL_SSLVERSION_TLSv1_2);
+	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (rc->ca_file || rc->ca_path) {
+		/* they replace the system store, they do not add to it */
+		r->api->easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
+		r->api->easy_setopt(h, CURLOPT_CAPATH, rc->ca_path);
+	}
+	if (rc->pin_sha256) {
+		relay_pins(rc->pin_sha256, &pins);
+		r->api->easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, buf_str(&pins));
+	}
+	if (rc->client_cert) {
+		r->api->easy_setopt(h, CURLOPT_SSLCERT, rc->client_cert);
+		r->api->easy_setopt(h, CURLOPT_SSLKEY, rc->client_key ?
+				 rc->client_key : rc->client_cert);
+	}
+	r->api->easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	buf_free(&pins);
+}
+
+/* relay_setopts - a hardened handle: verified TLS, no fallback */
 static void relay_setopts(struct relay *r, const char *url)
 {
-	const struct conf_relay *rc = &r->conf->relay;
+	const struct conf_relay *rc = r->rc;
 	CURL *h = r->curl;
 
 	r->api->easy_setopt(h, CURLOPT_URL, url);
 	r->api->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	r->api->easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
 	r->api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	r->api->easy_setopt(h, CURLOPT_PROXY, "");
 	r->api->easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	r->api->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	r->api->easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, relay_sockopt);
@@ -123,112 +239,198 @@ static void relay_setopts(struct relay *r, const char *url)
 	r->api->easy_setopt(h, CURLOPT_VERBOSE, 1L);
 	r->api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
 	r->api->easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
-	r->api->easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
-			 (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
-	r->api->easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (rc->ca_file) {
-		/* ca_file replaces the system store, it does not add to it */
-		r->api->easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
-		r->api->easy_setopt(h, CURLOPT_CAPATH, NULL);
-	}
 	r->api->easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
 	r->api->easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
 	r->api->easy_setopt(h, CURLOPT_HEADERDATA, r);
+	relay_route(r);
+	relay_tls(r);
 }
 
-/* relay_setauth - credentials, PLAIN or LOGIN only, initial response on */
-static int relay_setauth(struct relay *r, char *err, size_t errlen)
+/* relay_login_options - "AUTH=PLAIN;AUTH=LOGIN": only what is allowed,
+ * never libcurl's own choice among everything the server offers */
+static void relay_login_options(unsigned auth, struct buf *out)
 {
-	const struct conf_relay *rc = &r->conf->relay;
-	char *pw;
+	for (unsigned bit = 1; bit <= AUTH_EXTERNAL; bit <<= 1)
+		if (auth & bit)
+			buf_printf(out, "%sAUTH=%s", out->len ? ";" : "",
+				   conf_auth_name(bit));
+}
 
-	if (rc->user == NULL)
+/* relay_secret - the password or bearer token, from its source */
+static char *relay_secret(struct relay *r, bool force, char *err,
+			  size_t errlen)
+{
+	const struct conf_relay *rc = r->rc;
+
+	if (rc->oauth2_token_url) {	/* wired in by the oauth2 commit */
+		(void)force;
+		snprintf(err, errlen, "oauth2: not available in this build");
+		return NULL;
+	}
+	return conf_password(rc, err, errlen);
+}
+
+/* relay_setauth - credentials and the allowed mechanisms */
+static int relay_setauth(struct relay *r, bool force, char *err,
+			 size_t errlen)
+{
+	const struct conf_relay *rc = r->rc;
+	struct buf opts = BUF_INIT(256);
+	char *secret = NULL;
+
+	if (rc->auth == 0)
 		return 0;
-	if ((pw = conf_password(r->conf, err, errlen)) == NULL)
+	if ((rc->auth & ~AUTH_EXTERNAL) &&
+	    (secret = relay_secret(r, force, err, errlen)) == NULL) {
+		r->step = RELAY_STEP_SECRET;
 		return -1;
-	r->api->easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
-	r->api->easy_setopt(r->curl, CURLOPT_PASSWORD, pw);
-	r->api->easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS,
-			 "AUTH=PLAIN;AUTH=LOGIN");
+	}
+	if (rc->user)
+		r->api->easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
+	/* libcurl picks EXTERNAL only when there is no password */
+	if (secret && (rc->auth & ~(AUTH_BEARER | AUTH_EXTERNAL)))
+		r->api->easy_setopt(r->curl, CURLOPT_PASSWORD, secret);
+	if (secret && (rc->auth & AUTH_BEARER))
+		r->api->easy_setopt(r->curl, CURLOPT_XOAUTH2_BEARER, secret);
+	relay_login_options(rc->auth, &opts);
+	r->api->easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS, buf_str(&opts));
 	r->api->easy_setopt(r->curl, CURLOPT_SASL_IR, 1L);
-	explicit_bzero(pw, strlen(pw));
-	free(pw);
+	buf_free(&opts);
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
 	return 0;
+}
+
+/* relay_classify - which step a libcurl error belongs to, in words */
+static enum relay_step relay_classify(CURLcode rc, const char **what)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		*what = "cannot resolve the host name";
+		return RELAY_STEP_RESOLVE;
+	case CURLE_USE_SSL_FAILED:
+		*what = "STARTTLS not offered or refused";
+		return RELAY_STEP_TLS;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		*what = "certificate verification failed";
+		return RELAY_STEP_TLS;
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		*what = "the certificate's public key does not match "
+		    "pin_sha256";
+		return RELAY_STEP_TLS;
+	case CURLE_SSL_CERTPROBLEM:
+		*what = "cannot use the client certificate";
+		return RELAY_STEP_TLS;
+	case CURLE_SSL_CONNECT_ERROR:
+		*what = "TLS handshake failed";
+		return RELAY_STEP_TLS;
+	case CURLE_LOGIN_DENIED:
+		*what = "authentication failed";
+		return RELAY_STEP_AUTH;
+	case CURLE_OPERATION_TIMEDOUT:
+		*what = "timed out";
+		return RELAY_STEP_CONNECT;
+	default:
+		*what = "cannot connect";
+		return RELAY_STEP_CONNECT;
+	}
 }
 
 /* relay_why - one line for a failed connect phase */
 static void relay_why(struct relay *r, CURLcode rc, char *err, size_t len)
 {
-	const struct conf_relay *c = &r->conf->relay;
+	const struct conf_relay *c = r->rc;
 	const char *detail = r->errbuf[0] ? r->errbuf :
 	    r->api->easy_strerror(rc);
 	const char *what;
 
-	switch (rc) {
-	case CURLE_USE_SSL_FAILED:
-		what = "STARTTLS not offered or refused";
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		what = "certificate verification failed";
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-		what = "TLS handshake failed";
-		break;
-	case CURLE_LOGIN_DENIED:
-		what = "authentication failed";
+	r->step = relay_classify(rc, &what);
+	if (rc == CURLE_LOGIN_DENIED)
 		detail = r->last.code && r->last.code != 250 ?
 		    buf_str(&r->last.text) :
-		    "no PLAIN or LOGIN mechanism offered";
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		what = "timed out";
-		break;
-	default:
-		what = "cannot connect";
-		break;
-	}
-	snprintf(err, len, "relay %s port %u: %s: %s; nothing "
-		 "was sent", c->host, c->port, what, detail);
+		    "no allowed mechanism offered (see auth in outbox(8))";
+	snprintf(err, len, "relay %s port %u: %s: %s; nothing was sent",
+		 c->host, c->port, what, detail);
 }
 
-/* relay_open - connect, TLS, AUTH; 0 when ready for MAIL */
-int relay_open(struct relay *r, const struct conf *c, char *err, size_t len)
+/* relay_connect - one connect phase: TCP, TLS, AUTH, by libcurl */
+static int relay_connect(struct relay *r, bool force, char *err, size_t len)
 {
 	struct buf url = BUF_INIT(4096);
 	CURLcode rc;
 
-	memset(r, 0, sizeof(*r));
-	r->conf = c;
-	r->sock = CURL_SOCKET_BAD;
-	r->tls_done = c->relay.tls != CONF_TLS_STARTTLS;
-	buf_init(&r->in, RELAY_IN_MAX);
-	buf_init(&r->last.text, SMTP_TEXT_MAX);
-	if ((r->api = curl_api(err, len)) == NULL)
-		goto fail;
+	r->errbuf[0] = '\0';
+	r->tls_done = r->rc->tls != CONF_TLS_STARTTLS;
+	r->auth_ok = r->ehlo_seen = false;
 	if ((r->curl = r->api->easy_init()) == NULL) {
 		snprintf(err, len, "cannot initialise libcurl");
 		return -1;
 	}
-	relay_url(c, &url);
+	relay_url(r->rc, &url);
 	relay_setopts(r, buf_str(&url));
 	buf_free(&url);
-	if (relay_setauth(r, err, len) < 0)
-		goto fail;
-	log_verbose("connecting to %s port %u", c->relay.host, c->relay.port);
+	if (relay_setauth(r, force, err, len) < 0)
+		return -1;
+	log_verbose("connecting to %s port %u", r->rc->host, r->rc->port);
 	if ((rc = r->api->easy_perform(r->curl)) != CURLE_OK) {
 		relay_why(r, rc, err, len);
-		goto fail;
+		return -1;
 	}
-	if (c->relay.user && !r->auth_ok) {
+	if (r->rc->auth && !r->auth_ok) {
+		r->step = RELAY_STEP_AUTH;
 		snprintf(err, len, "relay %s port %u: did not offer AUTH after"
-			 " TLS; nothing was sent", c->relay.host, c->relay.port);
+			 " TLS; nothing was sent", r->rc->host, r->rc->port);
+		return -1;
+	}
+	return 0;
+}
+
+/* relay_drop - forget a failed connect phase's handle */
+static void relay_drop(struct relay *r)
+{
+	if (r->curl)
+		r->api->easy_cleanup(r->curl);
+	r->curl = NULL;
+	if (r->connect_to)
+		r->api->slist_free_all(r->connect_to);
+	r->connect_to = NULL;
+	r->sock = CURL_SOCKET_BAD;
+}
+
+/* relay_start - connect, TLS, AUTH; 0 when ready for MAIL. An OAuth2
+ * token the relay refuses is refreshed once */
+static int relay_start(struct relay *r, const struct conf_relay *rc,
+		       int dirfd, struct relay_info *info, char *err,
+		       size_t len)
+{
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	r->rc = rc;
+	r->info = info;
+	r->dirfd = dirfd;
+	r->sock = CURL_SOCKET_BAD;
+	buf_init(&r->in, RELAY_IN_MAX);
+	buf_init(&r->last.text, SMTP_TEXT_MAX);
+	buf_init(&r->ehlo, SMTP_TEXT_MAX);
+	if ((r->api = curl_api(err, len)) == NULL) {
+		r->step = RELAY_STEP_CONFIG;
 		goto fail;
 	}
+	rv = relay_connect(r, false, err, len);
+	if (rv < 0 && r->step == RELAY_STEP_AUTH && rc->oauth2_token_url) {
+		log_verbose("the relay refused the access token; refreshing");
+		relay_drop(r);
+		rv = relay_connect(r, true, err, len);
+	}
+	if (rv < 0)
+		goto fail;
 	if (r->api->easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
 	    CURLE_OK || r->sock == CURL_SOCKET_BAD) {
-		snprintf(err, len, "relay %s: no socket", c->relay.host);
+		snprintf(err, len, "relay %s: no socket", rc->host);
 		goto fail;
 	}
 	return 0;
@@ -236,6 +438,31 @@ fail:
 	r->broken = true;
 	relay_close(r);
 	return -1;
+}
+
+/* relay_open - a session ready for MAIL, or -1 with the reason */
+int relay_open(struct relay *r, const struct conf_relay *rc, int dirfd,
+	       char *err, size_t len)
+{
+	return relay_start(r, rc, dirfd, NULL, err, len);
+}
+
+/* relay_probe - connect, TLS and AUTH as a delivery would, then QUIT;
+ * info tells what was seen and which step failed */
+int relay_probe(const struct conf_relay *rc, int dirfd,
+		struct relay_info *info, char *err, size_t len)
+{
+	struct relay r;
+	int rv;
+
+	memset(info, 0, sizeof(*info));
+	rv = relay_start(&r, rc, dirfd, info, err, len);
+	info->step = rv < 0 ? r.step : RELAY_STEP_NONE;
+	info->authenticated = rv == 0 && rc->auth;
+	snprintf(info->mech, sizeof(info->mech), "%s", r.mech);
+	if (rv == 0)
+		relay_close(&r);
+	return rv;
 }
 
 /* relay_wait - poll the socket until ready or the deadline passes */
@@ -256,7 +483,7 @@ static int relay_wait(struct relay *r, short events, time_t deadline)
 /* relay_write - send everything, or fail and mark the session broken */
 static int relay_write(struct relay *r, const char *p, size_t n)
 {
-	time_t deadline = time(NULL) + r->conf->relay.timeout;
+	time_t deadline = time(NULL) + r->rc->timeout;
 
 	while (n) {
 		size_t k = 0;
@@ -471,7 +698,7 @@ static int txn_envelope(struct txn *t)
 			break;
 		buf_reset(&out);
 		while (answered < sent && rc == 0) {
-			rc = relay_reply(r, r->conf->relay.timeout, &t->tmp);
+			rc = relay_reply(r, r->rc->timeout, &t->tmp);
 			if (rc == 0)
 				txn_answer(t, answered++, &t->tmp);
 		}
@@ -534,7 +761,7 @@ static void txn_rset(struct txn *t)
 		return;
 	log_verbose(">>> RSET");
 	if (relay_write(t->r, "RSET\r\n", 6) == 0)
-		relay_reply(t->r, t->r->conf->relay.timeout, &t->tmp);
+		relay_reply(t->r, t->r->rc->timeout, &t->tmp);
 }
 
 /* txn_fail_all - every pending recipient gets this reply */
@@ -631,7 +858,7 @@ static enum relay_result txn_run(struct txn *t)
 	}
 	if (t->accepted == 0 || t->data.code != 354) {
 		if (t->data.code == 354 && relay_write(r, ".\r\n", 3) == 0)
-			relay_reply(r, r->conf->relay.timeout, fin);
+			relay_reply(r, r->rc->timeout, fin);
 		if (t->accepted)
 			txn_accepted(t, &t->data);
 		txn_set_error(t->m, t->accepted ? buf_str(&t->data.text) :
@@ -640,7 +867,7 @@ static enum relay_result txn_run(struct txn *t)
 		return RELAY_DONE;
 	}
 	if (txn_body(t) < 0 ||
-	    relay_reply(r, r->conf->relay.data_timeout, fin) < 0)
+	    relay_reply(r, r->rc->data_timeout, fin) < 0)
 		goto io;
 	txn_accepted(t, fin);
 	txn_set_error(t->m, fin->code / 100 == 2 ? NULL : buf_str(&fin->text));
@@ -678,9 +905,9 @@ void relay_close(struct relay *r)
 			relay_reply(r, 10, &rep);
 		smtp_reply_free(&rep);
 	}
-	if (r->curl)
-		r->api->easy_cleanup(r->curl);
-	r->curl = NULL;
+	if (r->api)
+		relay_drop(r);
 	buf_free(&r->in);
+	buf_free(&r->ehlo);
 	smtp_reply_free(&r->last);
 }

@@ -120,18 +120,18 @@ static void conf_full_valid(void)
 	if (c == NULL)
 		return;
 	T_CHECK(c->path != NULL);
-	T_STREQ(c->relay.host, "smtp.example.com");
-	T_INTEQ(c->relay.port, 2525);
-	T_INTEQ(c->relay.tls, CONF_TLS_IMPLICIT);
-	T_STREQ(c->relay.ca_file, "/etc/ssl/certs/ca.pem");
-	T_STREQ(c->relay.user, "alice");
-	T_STREQ(c->relay.password, NULL);
-	T_STREQ(c->relay.password_file, "/run/secrets/relay");
-	T_STREQ(c->relay.password_command, NULL);
-	T_STREQ(c->relay.helo, "client.example.com");
-	T_INTEQ(c->relay.connect_timeout, 10);
-	T_INTEQ(c->relay.timeout, 120);
-	T_INTEQ(c->relay.data_timeout, 3600);
+	T_STREQ(c->relays[0].host, "smtp.example.com");
+	T_INTEQ(c->relays[0].port, 2525);
+	T_INTEQ(c->relays[0].tls, CONF_TLS_IMPLICIT);
+	T_STREQ(c->relays[0].ca_file, "/etc/ssl/certs/ca.pem");
+	T_STREQ(c->relays[0].user, "alice");
+	T_STREQ(c->relays[0].password, NULL);
+	T_STREQ(c->relays[0].password_file, "/run/secrets/relay");
+	T_STREQ(c->relays[0].password_command, NULL);
+	T_STREQ(c->relays[0].helo, "client.example.com");
+	T_INTEQ(c->relays[0].connect_timeout, 10);
+	T_INTEQ(c->relays[0].timeout, 120);
+	T_INTEQ(c->relays[0].data_timeout, 3600);
 	T_STREQ(c->mail.from, "alice@example.com");
 	T_STREQ(c->mail.domain, "example.com");
 	T_STREQ(conf_domain(c), "example.com");
@@ -149,12 +149,7 @@ static void conf_empty_file_defaults(void)
 
 	if (c == NULL)
 		return;
-	T_STREQ(c->relay.host, NULL);
-	T_INTEQ(c->relay.tls, CONF_TLS_STARTTLS);
-	T_INTEQ(c->relay.port, 587);
-	T_INTEQ(c->relay.connect_timeout, 30);
-	T_INTEQ(c->relay.timeout, 60);
-	T_INTEQ(c->relay.data_timeout, 600);
+	T_INTEQ(c->nrelays, 0);
 	T_INTEQ(c->queue.max_age, 5 * 86400);
 	T_STREQ(c->queue.dir, NULL);
 	T_INTEQ(c->naliases, 0);
@@ -260,10 +255,11 @@ static void conf_good_port(void)
 		const struct conf *c;
 
 		T_CTX("port = %u", ok[i]);
-		snprintf(text, sizeof(text), "[relay]\nport = %u\n", ok[i]);
+		snprintf(text, sizeof(text), "[relay]\nhost = h.example\nport = %u\n",
+			 ok[i]);
 		if ((c = load_text(text, 0644)) == NULL)
 			continue;
-		T_INTEQ(c->relay.port, ok[i]);
+		T_INTEQ(c->relays[0].port, ok[i]);
 		conf_free(c);
 	}
 }
@@ -286,10 +282,11 @@ static void conf_tls_values(void)
 		const struct conf *c;
 
 		T_CTX("tls = %s", ok[i].v);
-		snprintf(text, sizeof(text), "[relay]\ntls = %s\n", ok[i].v);
+		snprintf(text, sizeof(text), "[relay]\nhost = localhost\ntls = %s\n",
+			 ok[i].v);
 		if ((c = load_text(text, 0644)) == NULL)
 			continue;
-		T_INTEQ(c->relay.tls, ok[i].want);
+		T_INTEQ(c->relays[0].tls, ok[i].want);
 		conf_free(c);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
@@ -321,11 +318,11 @@ static void conf_durations(void)
 		const struct conf *conf;
 
 		T_CTX("timeout = %s", c[i].v);
-		snprintf(text, sizeof(text), "[relay]\ntimeout = %s\n"
+		snprintf(text, sizeof(text), "[relay]\nhost = h\ntimeout = %s\n"
 			 "[queue]\nmax_age = %s\n", c[i].v, c[i].v);
 		if ((conf = load_text(text, 0644)) == NULL)
 			continue;
-		T_INTEQ(conf->relay.timeout, c[i].want);
+		T_INTEQ(conf->relays[0].timeout, c[i].want);
 		T_INTEQ(conf->queue.max_age, c[i].want);
 		conf_free(conf);
 	}
@@ -445,7 +442,7 @@ static void conf_password_group_readable_ok(void)
 			      "password = s3cret\n", modes[i]);
 		if (c == NULL)
 			continue;
-		T_STREQ(c->relay.password, "s3cret");
+		T_STREQ(c->relays[0].password, "s3cret");
 		conf_free(c);
 	}
 }
@@ -465,20 +462,20 @@ static void conf_world_readable_without_password_ok(void)
 static void conf_password_sources_exclusive(void)
 {
 	expect_error("[relay]\nuser = u\npassword = a\npassword_file = /p\n",
-		     0600, ": [relay] password, password_file and "
-		     "password_command exclude each other");
+		     0600, ":1: [relay] password, password_file, "
+		     "password_command and password_env exclude each other");
 	expect_error("[relay]\nuser = u\npassword_file = /p\n"
 		     "password_command = echo x\n", 0600,
-		     ": [relay] password, password_file");
+		     ":1: [relay] password, password_file");
 }
 
 /* a user needs a password source, and a password needs a user */
 static void conf_user_and_password_together(void)
 {
 	expect_error("[relay]\nhost = smtp.example.com\nuser = u\n", 0600,
-		     ": [relay] user is set but no password");
+		     ":1: [relay] user is set but no password");
 	expect_error("[relay]\nhost = smtp.example.com\npassword = p\n", 0600,
-		     ": [relay] a password is set but no user");
+		     ":1: [relay] a password is set but no user");
 }
 
 /* paths must be absolute */
@@ -519,7 +516,7 @@ static void conf_host_literals(void)
 		snprintf(text, sizeof(text), "[relay]\nhost = %s\n", ok[i]);
 		if ((c = load_text(text, 0644)) == NULL)
 			continue;
-		T_STREQ(c->relay.host, ok[i]);
+		T_STREQ(c->relays[0].host, ok[i]);
 		conf_free(c);
 	}
 }
@@ -542,11 +539,11 @@ static void conf_tls_none_loopback_only(void)
 	}
 	T_CTX("host = smtp.example.com");
 	expect_error("[relay]\nhost = smtp.example.com\ntls = none\n", 0644,
-		     ": [relay] tls = none is allowed only for a loopback host"
+		     ":1: [relay] tls = none is allowed only for a loopback host"
 		     ", not smtp.example.com");
 	T_CTX("host = 192.0.2.1");
 	expect_error("[relay]\nhost = 192.0.2.1\ntls = none\n", 0644,
-		     ": [relay] tls = none is allowed only");
+		     ":1: [relay] tls = none is allowed only");
 }
 
 /* without a port: 587 for starttls, 465 for tls, 25 for none */
@@ -570,7 +567,7 @@ static void conf_port_default_by_tls(void)
 		T_CTX("config %zu", i);
 		if ((conf = load_text(c[i].text, 0644)) == NULL)
 			continue;
-		T_INTEQ(conf->relay.port, c[i].port);
+		T_INTEQ(conf->relays[0].port, c[i].port);
 		conf_free(conf);
 	}
 }
@@ -585,8 +582,8 @@ static void conf_inline_comment(void)
 
 	if (c == NULL)
 		return;
-	T_INTEQ(c->relay.port, 2525);
-	T_STREQ(c->relay.host, "smtp.example.com");
+	T_INTEQ(c->relays[0].port, 2525);
+	T_STREQ(c->relays[0].host, "smtp.example.com");
 	conf_free(c);
 }
 
@@ -680,38 +677,38 @@ static void conf_password_file_private(void)
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
-		struct conf conf = { 0 };
+		struct conf_relay conf = { 0 };
 		char err[512] = "";
 		char *pw;
 
 		T_CTX("case %zu", i);
-		conf.relay.password_file = write_conf(c[i].text, c[i].mode);
+		conf.password_file = write_conf(c[i].text, c[i].mode);
 		pw = conf_password(&conf, err, sizeof(err));
 		T_STREQ(pw, c[i].want);
 		free(pw);
-		free(conf.relay.password_file);
+		free(conf.password_file);
 	}
 }
 
 /* a world-readable or missing password_file gives NULL and a reason */
 static void conf_password_file_refused(void)
 {
-	struct conf conf = { 0 };
+	struct conf_relay conf = { 0 };
 	char err[512] = "";
 	char *pw;
 
-	conf.relay.password_file = write_conf("s3cret\n", 0644);
+	conf.password_file = write_conf("s3cret\n", 0644);
 	pw = conf_password(&conf, err, sizeof(err));
 	T_STREQ(pw, NULL);
 	T_CONTAINS(err, "readable by everyone");
 	T_CONTAINS(err, "chmod o-rwx");
-	T_CONTAINS(err, conf.relay.password_file);
+	T_CONTAINS(err, conf.password_file);
 	T_CHECK(strstr(err, "s3cret") == NULL);
 	free(pw);
-	free(conf.relay.password_file);
+	free(conf.password_file);
 
 	err[0] = '\0';
-	conf.relay.password_file = "/nonexistent/outbox-unit/pw";
+	conf.password_file = "/nonexistent/outbox-unit/pw";
 	T_STREQ(conf_password(&conf, err, sizeof(err)), NULL);
 	T_CONTAINS(err, "/nonexistent/outbox-unit/pw");
 }
@@ -730,12 +727,12 @@ static void conf_password_command_output(void)
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
-		struct conf conf = { 0 };
+		struct conf_relay conf = { 0 };
 		char err[512] = "";
 		char *pw;
 
 		T_CTX("command %s", c[i].cmd);
-		conf.relay.password_command = (char *)c[i].cmd;
+		conf.password_command = (char *)c[i].cmd;
 		pw = conf_password(&conf, err, sizeof(err));
 		T_STREQ(pw, c[i].want);
 		free(pw);
@@ -755,12 +752,12 @@ static void conf_password_command_fails(void)
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
-		struct conf conf = { 0 };
+		struct conf_relay conf = { 0 };
 		char err[512] = "";
 		char *pw;
 
 		T_CTX("command %s", c[i].cmd);
-		conf.relay.password_command = (char *)c[i].cmd;
+		conf.password_command = (char *)c[i].cmd;
 		pw = conf_password(&conf, err, sizeof(err));
 		T_STREQ(pw, NULL);
 		T_CONTAINS(err, "password_command failed");
@@ -773,16 +770,16 @@ static void conf_password_command_fails(void)
 /* an inline password is copied; no source at all is an error */
 static void conf_password_inline_and_none(void)
 {
-	struct conf conf = { 0 };
+	struct conf_relay conf = { 0 };
 	char err[512] = "";
 	char *pw;
 
-	conf.relay.password = "inline";
+	conf.password = "inline";
 	pw = conf_password(&conf, err, sizeof(err));
 	T_STREQ(pw, "inline");
-	T_CHECK(pw != conf.relay.password);
+	T_CHECK(pw != conf.password);
 	free(pw);
-	conf.relay.password = NULL;
+	conf.password = NULL;
 	T_STREQ(conf_password(&conf, err, sizeof(err)), NULL);
 	T_CONTAINS(err, "no password configured");
 }
@@ -826,7 +823,7 @@ static void conf_lookup_cli_wins(void)
 	setenv("OUTBOX_CONFIG", a, 1);
 	if ((c = load_safely(b)) != NULL) {
 		T_STREQ(c->path, b);
-		T_INTEQ(c->relay.port, 1002);
+		T_INTEQ(c->relays[0].port, 1002);
 		conf_free(c);
 	}
 	free(a);
@@ -850,7 +847,7 @@ static void conf_lookup_env_wins_over_xdg(void)
 	setenv("OUTBOX_CONFIG", a, 1);
 	if ((c = load_safely(NULL)) != NULL) {
 		T_STREQ(c->path, a);
-		T_INTEQ(c->relay.port, 1001);
+		T_INTEQ(c->relays[0].port, 1001);
 		conf_free(c);
 	}
 	free(a);
@@ -876,7 +873,7 @@ static void conf_lookup_xdg_found(void)
 	setenv("OUTBOX_CONFIG", "", 1);
 	if ((c = load_safely(NULL)) != NULL) {
 		T_STREQ(c->path, xdgfile);
-		T_INTEQ(c->relay.port, 1003);
+		T_INTEQ(c->relays[0].port, 1003);
 		conf_free(c);
 	}
 	free(xdgfile);
@@ -924,11 +921,147 @@ static void conf_lookup_nothing_found(void)
 	}
 	if ((c = load_safely(NULL)) != NULL) {
 		T_STREQ(c->path, NULL);
-		T_STREQ(c->relay.host, NULL);
-		T_INTEQ(c->relay.port, 587);
+		T_STREQ(c->relays[0].host, NULL);
+		T_INTEQ(c->relays[0].port, 587);
 		conf_free(c);
 	}
 	free(home);
+}
+
+/* several relays: [relay] and [relay:name] in file order, each with
+ * its own keys and defaults */
+static void conf_several_relays(void)
+{
+	const struct conf *c = load_text(
+	    "[relay:work]\nhost = smtp.work.example\nuser = w\n"
+	    "password_env = WORK_PW\nsenders = *@work.example\n"
+	    "connections = 2\nmax_rate = 0.5\n"
+	    "[relay]\nhost = smtp.example.com\ntls = tls\n"
+	    "ip_version = 6\nsource = ::1\n"
+	    "proxy = socks5h://127.0.0.1:1080\ntls_min_version = 1.3\n"
+	    "pin_sha256 = abc=;def=\naddress = 192.0.2.1\n", 0644);
+
+	if (c == NULL)
+		return;
+	if (!T_INTEQ(c->nrelays, 2))
+		goto out;
+	T_STREQ(c->relays[0].name, "relay:work");
+	T_INTEQ(c->relays[0].port, 587);
+	T_INTEQ(c->relays[0].auth, AUTH_PLAIN | AUTH_LOGIN);
+	T_INTEQ(c->relays[0].connections, 2);
+	T_CHECK(c->relays[0].max_rate == 0.5);
+	T_STREQ(c->relays[1].name, "relay");
+	T_INTEQ(c->relays[1].port, 465);
+	T_INTEQ(c->relays[1].auth, 0);
+	T_INTEQ(c->relays[1].connections, 4);
+	T_INTEQ(c->relays[1].ip_version, 6);
+	T_INTEQ(c->relays[1].tls_min, 13);
+	T_STREQ(c->relays[1].source, "::1");
+	T_STREQ(c->relays[1].address, "192.0.2.1");
+	T_STREQ(c->relays[1].proxy, "socks5h://127.0.0.1:1080");
+	T_CHECK(conf_relay_serves(&c->relays[0], "Bob@WORK.example"));
+	T_CHECK(!conf_relay_serves(&c->relays[0], "bob@home.example"));
+	T_CHECK(conf_relay_serves(&c->relays[0], ""));
+	T_CHECK(conf_relay_serves(&c->relays[1], "bob@home.example"));
+	T_CHECK(conf_relay_for(c, "bob@home.example") == &c->relays[1]);
+	T_CHECK(conf_relay_for(c, "x@work.example") == &c->relays[0]);
+out:
+	conf_free(c);
+}
+
+/* the new relay keys refuse bad values, each with its line */
+static void conf_relay_key_values(void)
+{
+	static const struct {
+		const char *line;
+		const char *want;
+	} c[] = {
+		{ "auth = PLAIN GSSAPI", ":3: auth: expected a list of" },
+		{ "ip_version = 5", ":3: ip_version: expected any, 4 or 6" },
+		{ "tls_min_version = 1.1", ":3: tls_min_version: expected" },
+		{ "connections = 0", ":3: connections: expected a number" },
+		{ "connections = 65", ":3: connections: expected a number" },
+		{ "max_rate = -1", ":3: max_rate: expected messages" },
+		{ "source = example.com", ":3: source: not an IP address" },
+		{ "proxy = http://p:3128", ":3: proxy: expected socks5://" },
+		{ "proxy = socks5://p", ":3: proxy: expected socks5://" },
+		{ "password_env = 1X", ":3: password_env: not an environment" },
+		{ "oauth2_token_url = http://x/t", ":3: oauth2_token_url: "
+		  "not an https:// URL" },
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
+		char text[256];
+
+		T_CTX("%s", c[i].line);
+		snprintf(text, sizeof(text), "[relay:x]\nhost = h\n%s\n",
+			 c[i].line);
+		expect_error(text, 0600, c[i].want);
+	}
+}
+
+/* the rules between relay keys */
+static void conf_relay_key_rules(void)
+{
+	expect_error("[relay:b]\nport = 25\n", 0600, ":1: [relay:b] needs host");
+	expect_error("[relay]\nhost = h\nauth = EXTERNAL\n", 0600,
+		     ":1: [relay] auth = EXTERNAL needs client_cert");
+	expect_error("[relay]\nhost = h\nclient_key = /k\n", 0600,
+		     ":1: [relay] client_key needs client_cert");
+	expect_error("[relay]\nhost = h\nuser = u\noauth2_token_url = "
+		     "https://t/\n", 0600, ":1: [relay] oauth2 needs");
+	expect_error("[relay]\nhost = h\nuser = u\noauth2_token_url = "
+		     "https://t/\noauth2_client_id = c\n"
+		     "oauth2_refresh_token_file = /r\nauth = PLAIN\n", 0600,
+		     ":1: [relay] oauth2 works with auth = XOAUTH2 or OAUTHBEARER only");
+	expect_error("[relay]\nhost = h\nuser = u\npassword = p\n"
+		     "oauth2_token_url = https://t/\noauth2_client_id = c\n"
+		     "oauth2_refresh_token_file = /r\n", 0600,
+		     ":1: [relay] oauth2 needs");
+	expect_error("[relay]\nhost = 127.0.0.1\ntls = none\nuser = u\n"
+		     "password = p\n", 0600, ":1: [relay] tls = none cannot authenticate");
+	expect_error("[relay]\nhost = h\n[relay:b]\nhost = h2\n[relay]\n"
+		     "host = h3\n", 0600, ":6: host given twice in [relay]");
+}
+
+/* oauth2 and EXTERNAL default their mechanisms; an OAuth2 client
+ * secret makes a world-readable file an error */
+static void conf_relay_auth_defaults(void)
+{
+	const struct conf *c = load_text(
+	    "[relay]\nhost = h\nuser = u@gmail.com\n"
+	    "oauth2_token_url = https://oauth2.example/token\n"
+	    "oauth2_client_id = id\noauth2_client_secret = sec\n"
+	    "oauth2_refresh_token_file = /r\n"
+	    "[relay:cert]\nhost = h2\nclient_cert = /c.pem\n"
+	    "auth = external\n", 0600);
+
+	if (c == NULL)
+		return;
+	T_INTEQ(c->relays[0].auth, AUTH_XOAUTH2 | AUTH_OAUTHBEARER);
+	T_INTEQ(c->relays[1].auth, AUTH_EXTERNAL);
+	conf_free(c);
+	expect_error("[relay]\nhost = h\nuser = u\n"
+		     "oauth2_token_url = https://o/t\noauth2_client_id = id\n"
+		     "oauth2_client_secret = sec\n"
+		     "oauth2_refresh_token_file = /r\n", 0644,
+		     ": holds a password");
+}
+
+/* password_env: the variable's value, or a reason naming it */
+static void conf_password_env_source(void)
+{
+	struct conf_relay r = { .password_env = "OUTBOX_UNIT_PW" };
+	char err[256] = "";
+	char *pw;
+
+	setenv("OUTBOX_UNIT_PW", "from-env", 1);
+	pw = conf_password(&r, err, sizeof(err));
+	T_STREQ(pw, "from-env");
+	free(pw);
+	unsetenv("OUTBOX_UNIT_PW");
+	T_STREQ(conf_password(&r, err, sizeof(err)), NULL);
+	T_CONTAINS(err, "password_env: OUTBOX_UNIT_PW is not set");
 }
 
 const struct t_test t_conf_tests[] = {
@@ -972,5 +1105,10 @@ const struct t_test t_conf_tests[] = {
 	T_ENTRY(conf_lookup_xdg_found),
 	T_ENTRY(conf_lookup_home_config),
 	T_ENTRY(conf_lookup_nothing_found),
+	T_ENTRY(conf_several_relays),
+	T_ENTRY(conf_relay_key_values),
+	T_ENTRY(conf_relay_key_rules),
+	T_ENTRY(conf_relay_auth_defaults),
+	T_ENTRY(conf_password_env_source),
 	T_END
 };
