@@ -25,10 +25,13 @@ readonly SYSROOT=${OUTBOX_SYSROOT:-}
 # Build: the first six. Test (make check drives real programs and a real
 # Postfix): the rest. Postfix is installed unconfigured ("No
 # configuration"): its system instance never runs; the tests start their
-# own on loopback.
+# own on loopback. sasl2-bin (saslpasswd2) and the libsasl2 modules give
+# that Postfix Cyrus SASL AUTH from a sasldb of its own; saslauthd is not
+# used and stays disabled.
 readonly DEPS=(gcc make pkg-config libssl-dev libinih-dev libcurl4-openssl-dev
 	openssl ca-certificates python3 python3-pytest python3-aiosmtpd
-	python3-dkim swaks php-cli bsd-mailx git git-email postfix msmtp)
+	python3-dkim swaks php-cli bsd-mailx git git-email postfix msmtp
+	sasl2-bin libsasl2-modules libsasl2-modules-db)
 readonly SYSTEM_PATHS=(/usr/sbin/sendmail /usr/lib/sendmail)
 readonly BACKUP_SUFFIX=.outbox-backup
 

@@ -205,3 +205,17 @@ def postfix(certs):
     server = pf.Postfix(certs).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def postfix_sasl(certs):
+    """A real Postfix on loopback that requires STARTTLS and SASL AUTH
+    (Cyrus, sasldb in its temp directory; users {"alice": "s3cret"}),
+    stopped afterwards."""
+    import postfix as pf
+    if not pf.sasl_available():
+        pytest.skip("needs root, postfix with Cyrus SASL, sasl2-bin and "
+                    "libsasl2-modules(-db) (install.sh installs them)")
+    server = pf.Postfix(certs, sasl=True).start()
+    yield server
+    server.stop()

@@ -4,8 +4,20 @@ mail directories under a fresh /tmp directory, listening on 127.0.0.1 at a
 free port, with STARTTLS from the test CA's certificate. Mail to any
 address @example.org is delivered to one Maildir, which messages() reads.
 
+Postfix(certs) offers STARTTLS (may) and no AUTH, and relays for
+127.0.0.0/8. Postfix(certs, sasl=True) is a submission server instead:
+STARTTLS required (smtpd_tls_security_level = encrypt), AUTH only after
+it, and only authenticated clients may send (permit_sasl_authenticated,
+reject). AUTH is Cyrus SASL reading a sasldb in the same temporary
+directory (user alice, password s3cret, realm postfix.test): Postfix's
+cyrus_sasl_config_path points there at an smtpd.conf of our own, so
+/etc/sasldb2, /etc/postfix/sasl and saslauthd are never used. log_text()
+returns Postfix's log (its sasl_username= lines show who authenticated).
+
 Needs the postfix package (installed unconfigured by install.sh, whose
-system instance never runs) and root.
+system instance never runs) and root; sasl=True also needs sasl2-bin
+(saslpasswd2) and libsasl2-modules / libsasl2-modules-db (the PLAIN,
+LOGIN, CRAM-MD5 and sasldb plugins).
 """
 import glob
 import os
@@ -47,10 +59,53 @@ daemon_directory = /usr/lib/postfix/sbin
 meta_directory = /etc/postfix
 """
 
+# sasl=True: applied with postconf -e over MAIN_CF. The realm is set so that
+# Cyrus looks "alice" up as alice@postfix.test (left empty, it would be this
+# machine's hostname).
+SASL_MAIN_CF = [
+    "smtpd_tls_security_level = encrypt",
+    "smtpd_tls_auth_only = yes",
+    "smtpd_tls_received_header = yes",
+    "smtpd_sasl_auth_enable = yes",
+    "smtpd_sasl_type = cyrus",
+    "smtpd_sasl_path = smtpd",
+    "cyrus_sasl_config_path = {base}/conf/sasl",
+    "smtpd_sasl_local_domain = postfix.test",
+    "smtpd_sasl_security_options = noanonymous",
+    "smtpd_sasl_authenticated_header = yes",
+    "smtpd_relay_restrictions = permit_sasl_authenticated, reject",
+]
+
+# Cyrus SASL's configuration for the application "smtpd" (smtpd_sasl_path),
+# in <config_directory>/sasl: Debian's smtpd reads smtpd.conf from there (under
+# strace a cyrus_sasl_config_path outside the config directory went unread and
+# smtpd fell back to /etc/sasldb2), and cyrus_sasl_config_path names it too.
+SASL_SMTPD_CONF = """\
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: {base}/conf/sasl/sasldb2
+mech_list: PLAIN LOGIN CRAM-MD5
+"""
+
+SASL_USER = "alice"
+SASL_PASSWORD = "s3cret"
+SASL_REALM = "postfix.test"
+
 
 def available():
     return (os.geteuid() == 0 and shutil.which("postfix") is not None
             and os.path.exists("/etc/postfix/master.cf"))
+
+
+def sasl_available():
+    """Can Postfix(sasl=True) run here: Postfix built with Cyrus SASL,
+    saslpasswd2, and the sasldb and PLAIN plugins."""
+    if not available() or shutil.which("saslpasswd2") is None:
+        return False
+    types = subprocess.run(["postconf", "-a"], capture_output=True, text=True)
+    plugins = glob.glob("/usr/lib/*/sasl2/libsasldb.so*") and \
+        glob.glob("/usr/lib/*/sasl2/libplain.so*")
+    return "cyrus" in types.stdout.split() and bool(plugins)
 
 
 def free_port():
@@ -62,7 +117,7 @@ def free_port():
 
 
 class Postfix:
-    def __init__(self, certs):
+    def __init__(self, certs, sasl=False):
         self.base = tempfile.mkdtemp(prefix="outbox-postfix-", dir="/tmp")
         os.chmod(self.base, 0o755)
         self.conf = os.path.join(self.base, "conf")
@@ -70,8 +125,10 @@ class Postfix:
         self.host = "127.0.0.1"
         self.certs = certs
         self.proc = None
+        self.sasl = sasl
         self.tls_mode = "starttls"      # for the outbox fixture
-        self.users = {}                 # no AUTH (Postfix SASL needs Dovecot)
+        # the outbox fixture writes the first user and password
+        self.users = {SASL_USER: SASL_PASSWORD} if sasl else {}
 
     def _configure(self):
         pw = pwd.getpwnam("postfix")
@@ -91,12 +148,31 @@ class Postfix:
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write(master)
         subprocess.run(["postconf", "-c", self.conf, "-F", "*/*/chroot = n"], check=True)
+        if self.sasl:
+            self._configure_sasl(pw)
         subprocess.run(["/etc/postfix/post-install", "config_directory=" + self.conf,
                         "meta_directory=/etc/postfix",
                         "queue_directory=" + os.path.join(self.base, "queue"),
                         "daemon_directory=/usr/lib/postfix/sbin",
                         "command_directory=/usr/sbin", "create-missing"],
                        check=True, capture_output=True)
+
+    def _configure_sasl(self, pw):
+        sasl = os.path.join(self.conf, "sasl")
+        os.mkdir(sasl)
+        with open(os.path.join(sasl, "smtpd.conf"), "w") as f:
+            f.write(SASL_SMTPD_CONF.format(base=self.base))
+        db = os.path.join(sasl, "sasldb2")
+        subprocess.run(["saslpasswd2", "-f", db, "-c", "-p", "-u", SASL_REALM,
+                        SASL_USER], input=SASL_PASSWORD.encode(),
+                       check=True, capture_output=True)
+        # smtpd reads it as the postfix user (chroot is off); root-owned,
+        # as postfix check wants every file under the config directory
+        os.chown(db, 0, pw.pw_gid)
+        os.chmod(db, 0o640)
+        subprocess.run(["postconf", "-c", self.conf, "-e"] +
+                       [line.format(base=self.base) for line in SASL_MAIN_CF],
+                       check=True)
 
     def start(self):
         self._configure()
@@ -121,6 +197,20 @@ class Postfix:
                            key=os.path.getmtime)
             if len(files) >= n or time.time() > deadline:
                 return [open(p, "rb").read() for p in files]
+            time.sleep(0.1)
+
+    def log_text(self):
+        """Postfix's log so far (maillog_file, as text)."""
+        with open(os.path.join(self.base, "postfix.log"), errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=10):
+        """The log once it contains text (or as it is at the timeout)."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.log_text()
+            if text in log or time.time() > deadline:
+                return log
             time.sleep(0.1)
 
     def stop(self):
