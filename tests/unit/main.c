@@ -31,12 +31,14 @@
 #define T_TIMEOUT	30	/* seconds per test */
 #define T_SHOW_MAX	240	/* longest value shown in a failure */
 
+extern const struct t_test t_oauth2_tests[];	/* relay/oauth2.c */
 static const struct t_test *const t_suites[] = {
 	t_addr_tests,
 	t_header_tests,
 	t_smtp_tests,
 	t_conf_tests,
 	t_spool_tests,
+	t_oauth2_tests,
 };
 
 static const char *t_current;	/* name of the running test */
