@@ -11,17 +11,32 @@ dirpath:
     selfsigned.pem / selfsigned.key  self-signed, valid for localhost,
                                      127.0.0.1 and ::1, NOT signed by
                                      the CA (untrusted issuer)
+    client.pem / client.key          a TLS client certificate signed by
+                                     the CA: CN=alice, extendedKeyUsage
+                                     clientAuth, subjectAltName
+                                     email:alice@example.com and
+                                     DNS:client.test (for relay.Relay's
+                                     client_cert= and AUTH EXTERNAL)
 
 All keys are RSA-2048, all signatures SHA-256, every certificate is
 valid for 2 days from now.  A private openssl config is used, so the
 result does not depend on the system's openssl.cnf.  Files that already
 exist are reused, so calling make_certs() twice on one directory is
-cheap.
+cheap; a directory made before a kind of certificate was added gets
+just the missing pairs, signed by its existing CA (only when the CA
+itself is missing is everything made anew).
+
+spki_sha256(pem_path) returns the base64 of the SHA-256 of a
+certificate's DER SubjectPublicKeyInfo: the public key pin that curl's
+CURLOPT_PINNEDPUBLICKEY takes after "sha256//", e.g.
+    "sha256//" + spki_sha256(paths["server"])
 
 Run as a script to (re)create the files in a directory:
     /usr/bin/python3 tests/certs.py DIR
 """
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -67,6 +82,14 @@ keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+subjectAltName = email:alice@example.com, DNS:client.test
 """
 
 # name -> (subject, extensions section, signed by the CA?)
@@ -74,16 +97,25 @@ _LEAVES = {
     "server": ("/CN=localhost", "v3_server", True),
     "wrong": ("/CN=wrong.example", "v3_wrong", True),
     "selfsigned": ("/CN=localhost", "v3_self", False),
+    "client": ("/CN=alice", "v3_client", True),
 }
 
 
 def _openssl(*args, cwd):
     """Run one openssl command; raise with its stderr if it fails."""
-    proc = subprocess.run(["openssl", *args], cwd=cwd,
-                          stdin=subprocess.DEVNULL, capture_output=True)
+    return _openssl_io(*args, cwd=cwd)
+
+
+def _openssl_io(*args, cwd=None, input=None):
+    """Run one openssl command with input (bytes) on stdin; return its
+    stdout (bytes); raise with its stderr if it fails."""
+    proc = subprocess.run(["openssl", *args], cwd=cwd, input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL,
+                          capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError("openssl %s failed: %s"
                            % (" ".join(args), proc.stderr.decode(errors="replace")))
+    return proc.stdout
 
 
 def _paths(dirpath):
@@ -100,7 +132,7 @@ def make_certs(dirpath):
 
     Returns a dict of absolute paths:
         ca, ca_key, server, server_key, wrong, wrong_key,
-        selfsigned, selfsigned_key
+        selfsigned, selfsigned_key, client, client_key
     plus 'dir' (the directory itself).
     """
     dirpath = os.path.abspath(str(dirpath))
@@ -114,14 +146,20 @@ def make_certs(dirpath):
     with open(cnf, "w") as f:
         f.write(_OPENSSL_CNF)
 
-    # The CA: self-signed, with CA extensions.
-    _openssl("req", "-config", cnf, "-x509", "-newkey", "rsa:2048",
-             "-nodes", "-sha256", "-days", DAYS,
-             "-subj", "/CN=outbox test CA", "-extensions", "v3_ca",
-             "-keyout", paths["ca_key"], "-out", paths["ca"], cwd=dirpath)
+    # The CA: self-signed, with CA extensions.  Kept when it exists, so
+    # the certificates already made with it stay valid; a new CA means
+    # every leaf is made again.
+    new_ca = not (os.path.exists(paths["ca"]) and os.path.exists(paths["ca_key"]))
+    if new_ca:
+        _openssl("req", "-config", cnf, "-x509", "-newkey", "rsa:2048",
+                 "-nodes", "-sha256", "-days", DAYS,
+                 "-subj", "/CN=outbox test CA", "-extensions", "v3_ca",
+                 "-keyout", paths["ca_key"], "-out", paths["ca"], cwd=dirpath)
 
     for name, (subject, section, by_ca) in _LEAVES.items():
         key, pem = paths[name + "_key"], paths[name]
+        if not new_ca and os.path.exists(key) and os.path.exists(pem):
+            continue
         if by_ca:
             # Key + CSR, then have the CA sign it with the extensions.
             csr = os.path.join(dirpath, name + ".csr")
@@ -143,6 +181,15 @@ def make_certs(dirpath):
     for name in ("ca", *_LEAVES):
         os.chmod(paths[name + "_key"], 0o600)
     return paths_out
+
+
+def spki_sha256(pem_path):
+    """base64(SHA-256(DER SubjectPublicKeyInfo)) of the certificate in
+    pem_path: what follows "sha256//" in curl's CURLOPT_PINNEDPUBLICKEY
+    (and in an HPKP pin)."""
+    pubkey_pem = _openssl_io("x509", "-in", os.fspath(pem_path), "-pubkey", "-noout")
+    der = _openssl_io("pkey", "-pubin", "-outform", "der", input=pubkey_pem)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ plain synchronous pytest code.
 Constructor arguments (all keyword-friendly):
 
   certdir        directory made by certs.make_certs() (created if needed)
+  host="127.0.0.1"
+                 address to listen on, e.g. "::1" for IPv6 (also in .host)
   port=0         0 picks a free port; the real one is in .port
   starttls=True  offer STARTTLS and require it before anything but
                  EHLO/NOOP/QUIT/STARTTLS ("530 Must issue a STARTTLS
@@ -69,6 +71,56 @@ Constructor arguments (all keyword-friendly):
                  and RCPT line limits grow by 110 and 500 octets
                  (RFC 3461 section 4).  dsn=False (the default): as
                  before, any DSN parameter gets "555 ... not recognized".
+  mechanisms=None
+                 AUTH mechanisms to advertise and accept, in the order
+                 EHLO lists them, from PLAIN, LOGIN, CRAM-MD5, XOAUTH2,
+                 OAUTHBEARER, EXTERNAL; others get "504 5.5.4".  None:
+                 aiosmtpd's PLAIN and LOGIN ("AUTH LOGIN PLAIN").
+                   PLAIN, LOGIN  checked against users.
+                   CRAM-MD5      RFC 2195: a fresh <random.time@relay.test>
+                                 challenge, the answer's HMAC-MD5 checked
+                                 with the users password.
+                   XOAUTH2       Google's: base64 "user=U^Aauth=Bearer T^A^A"
+                                 (initial response or after an empty 334).
+                                 A bad token gets 334 + base64 JSON
+                                 {"status":"401","schemes":"bearer",...},
+                                 then, whatever the client answers (an
+                                 empty line), "535 5.7.8".
+                   OAUTHBEARER   RFC 7628: "n,a=U,^Ahost=H^Aport=P^A
+                                 auth=Bearer T^A^A"; a= may be left out.
+                                 A bad token: 334 + base64 JSON
+                                 {"status":"invalid_token",...}, the
+                                 client's answer ("AQ=="), "535 5.7.8".
+                   EXTERNAL      RFC 4422: succeeds only when the TLS client
+                                 sent a certificate the test CA verified
+                                 (see client_cert); the authorization
+                                 identity must be empty ("AUTH EXTERNAL ="),
+                                 "=" or the certificate's CN, which is the
+                                 user recorded.  No certificate:
+                                 "535 5.7.8 No client certificate".
+                 With XOAUTH2 or OAUTHBEARER offered, AUTH lines and
+                 challenge answers may be 12288 octets long (RFC 4954).
+  tokens=None    the valid bearer tokens for XOAUTH2/OAUTHBEARER: a dict
+                 {user: token}, or a callable(user, token) -> bool (user is
+                 None for an OAUTHBEARER without a=), e.g. an
+                 oauth.TokenServer's valid_token.  A dict finds the user by
+                 the token when the client names none.
+  client_cert=None
+                 'optional' or 'required': the TLS handshake (STARTTLS or
+                 implicit) asks for a client certificate, verified against
+                 the test CA only (certs' client.pem is one).  A certificate
+                 that does not verify fails the handshake; with 'required'
+                 so does having none.  Needs starttls or implicit_tls.
+  close_after=None
+                 N: once N messages were accepted on a connection, its next
+                 command other than QUIT (normally the next MAIL) gets
+                 "421 4.4.2 closing, idle" and the relay closes the
+                 connection: a relay that drops a reused connection.  QUIT
+                 still gets "221".  0 refuses the first command (EHLO).
+  idle_close=None
+                 seconds: a connection that sends no command for this long
+                 gets "421 4.4.2 closing, idle" and is closed (aiosmtpd's
+                 idle timeout, 300 s without the 421 when None).
 
 What it records (all thread-safe; read them after the client is done or
 after wait_for()):
@@ -89,11 +141,26 @@ after wait_for()):
                                 ([] when none), e.g. with dsn=True
                                 [['NOTIFY=SUCCESS,FAILURE',
                                   'ORCPT=rfc822;Bob@example.org'], []]
-                  auth_user     login name (str) or None
+                  auth_user     login name (str) or None; the
+                                certificate's CN after AUTH EXTERNAL
+                  auth_mech     the AUTH mechanism that succeeded
+                                ('PLAIN', 'CRAM-MD5', ...) or None
                   tls           True if the session was under TLS
                                 (STARTTLS or implicit)
+                  client_cn     CN of the verified TLS client certificate,
+                                or None (see client_cert)
+                  peer          the client's address (str), e.g.
+                                '127.0.0.2' or '::1'
   .connections  TCP connections accepted (counted at accept time, so a
                 client that fails the TLS handshake still counts)
+  .peers        [(host, port)] of every connection, as accepted (also
+                those that fail the TLS handshake), in order
+  .open_connections
+                connections open right now
+  .max_concurrent
+                the most connections that were open at the same time
+  .auth_mechs   [str] the mechanism of every successful AUTH, in order
+                (noted before the 235 is sent)
   .commands     every SMTP command line received, as str without CRLF,
                 exactly as sent (verb case included: smtplib sends
                 "mail FROM:<..>"), in arrival order across all
@@ -101,7 +168,9 @@ after wait_for()):
                 responses are redacted ('AUTH PLAIN <redacted>'); the
                 lines answering 334 challenges and the DATA content are
                 not command lines and are not recorded.
-  .clear()      forget messages, commands and the connection count.
+  .clear()      forget messages, commands, peers, auth_mechs and the
+                connection count; max_concurrent restarts from the
+                connections open now.
   .wait_for(n, timeout=5)
                 block until at least n messages are recorded; raises
                 TimeoutError otherwise.  Returns the messages list.
@@ -112,21 +181,30 @@ Run as a script (for "make demo"):
       [--implicit-tls] [--no-auth] [--user alice --password s3cret]
       [--record-dir DIR] [--cert server|wrong|selfsigned]
       [--rcpt-rule ADDR=REPLY ...] [--data-reply REPLY] [--dsn]
+      [--host ADDR] [--mechanisms M1,M2 [--token USER=TOKEN ...]]
+      [--client-cert optional|required] [--close-after N]
+      [--idle-close SECONDS]
 
-It prints "listening 127.0.0.1 PORT" (flushed) once ready, then for each
+It prints "listening HOST PORT" (flushed) once ready, then for each
 accepted message one envelope line followed by the raw content, and runs
-until SIGTERM or SIGINT.  With --dsn the envelope line ends with
+until SIGTERM or SIGINT.  With --mechanisms the envelope line has
+" mech=<mechanism or ->" after size=; with --dsn it ends with
 " mail_options=<JSON list> rcpt_options=<JSON list of lists>".
 """
 
 import argparse
 import asyncio
+import base64
+import binascii
 import collections
 import fnmatch
+import hmac
 import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import ssl
 import sys
 import tempfile
@@ -134,7 +212,7 @@ import threading
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, auth_mechanism
 
 # certs.py lives next to this file; make that importable in script mode
 # as well as under pytest.
@@ -148,6 +226,18 @@ HOST = "127.0.0.1"
 # aiosmtpd's default socket.getfqdn(), which may try DNS.
 SERVER_NAME = "relay.test"
 
+# The AUTH mechanisms Relay(mechanisms=...) can offer, and aiosmtpd's own
+# (the default).
+MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER", "EXTERNAL")
+DEFAULT_MECHANISMS = ("PLAIN", "LOGIN")
+# Bearer tokens can be long (Microsoft's are JWTs of a few KB): with these
+# offered, an AUTH line (and a challenge answer) may be as long as RFC 4954
+# section 4 allows, instead of aiosmtpd's 512 (1001 for the answer).
+_OAUTH_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+AUTH_LINE_LIMIT = 12288
+# close_after and idle_close.
+CLOSE_REPLY = "421 4.4.2 closing, idle"
+
 log = logging.getLogger("outbox.relay")
 
 
@@ -157,7 +247,14 @@ def _drop_login_data_warning(record):
     return "login_data is deprecated" not in record.getMessage()
 
 
+def _drop_verify_mode_warning(record):
+    # client_cert='required' with STARTTLS is on purpose: aiosmtpd warns
+    # about it at every connection.
+    return "tls_context.verify_mode not in" not in record.getMessage()
+
+
 logging.getLogger("mail.log").addFilter(_drop_login_data_warning)
+logging.getLogger("mail.log").addFilter(_drop_verify_mode_warning)
 
 
 class _RecordingReader(asyncio.StreamReader):
@@ -165,18 +262,87 @@ class _RecordingReader(asyncio.StreamReader):
 
     aiosmtpd reads command lines with readuntil() and the default b'\\n'
     separator, DATA content with readuntil(b'\\r\\n') and AUTH challenge
-    answers with readline().  So readuntil() with the default separator
-    sees exactly the command lines.  The reader that aiosmtpd creates is
-    switched to this class in _RelaySMTP._client_connected_cb().
+    answers with readline().  readline() calls readuntil(b'\\n') itself,
+    so it is told apart with a flag; what is left of readuntil() with the
+    default separator is exactly the command lines.  The reader that
+    aiosmtpd creates is switched to this class in
+    _RelaySMTP._client_connected_cb().
     """
 
     _relay = None
+    _in_readline = False
+
+    async def readline(self):
+        self._in_readline = True
+        try:
+            return await super().readline()
+        finally:
+            self._in_readline = False
 
     async def readuntil(self, separator=b"\n"):
         line = await super().readuntil(separator)
-        if separator == b"\n" and self._relay is not None:
+        if separator == b"\n" and not self._in_readline and self._relay is not None:
             self._relay._note_command(line)
         return line
+
+
+# -- SASL helpers for Relay(mechanisms=...) --------------------------------------
+
+def _b64json(obj):
+    """The base64 of compact JSON, for an OAuth error challenge."""
+    return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
+
+
+def _kvpairs(text):
+    """'k1=v1\\x01k2=v2\\x01\\x01' (the XOAUTH2 message, the end of an
+    OAUTHBEARER one) as a dict, or None if it is not of that form."""
+    if not text.endswith("\x01\x01"):
+        return None
+    out = {}
+    for pair in text[:-2].split("\x01"):
+        key, eq, value = pair.partition("=")
+        if not eq or not key or key in out:
+            return None
+        out[key] = value
+    return out
+
+
+def _bearer(value):
+    """The token of an "auth=Bearer TOKEN" value, or None."""
+    scheme, _, token = (value or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _parse_xoauth2(blob):
+    """Google's XOAUTH2 initial response "user=U^Aauth=Bearer T^A^A"
+    (decoded) -> (user, token), or None if malformed."""
+    kv = _kvpairs(blob.decode("utf-8", errors="replace"))
+    if kv is None or not kv.get("user") or _bearer(kv.get("auth")) is None:
+        return None
+    return kv["user"], _bearer(kv["auth"])
+
+
+def _parse_oauthbearer(blob):
+    """RFC 7628 "n,a=U,^Ahost=H^Aport=P^Aauth=Bearer T^A^A" (decoded)
+    -> (user or None when there is no a=, token), or None if malformed."""
+    text = blob.decode("utf-8", errors="replace")
+    gs2, sep, rest = text.partition("\x01")
+    parts = gs2.split(",")
+    if not sep or len(parts) != 3 or parts[2] != "":
+        return None
+    if parts[0] not in ("n", "y") and not parts[0].startswith("p="):
+        return None
+    user = None
+    if parts[1]:
+        if not parts[1].startswith("a=") or len(parts[1]) < 3:
+            return None
+        # saslname (RFC 5801 4): "," and "=" are sent as =2C and =3D.
+        user = parts[1][2:].replace("=2C", ",").replace("=3D", "=")
+    kv = _kvpairs(rest)
+    token = _bearer(kv.get("auth")) if kv is not None else None
+    if token is None:
+        return None
+    return user, token
 
 
 # -- DSN (RFC 3461) parameters, used only with Relay(dsn=True) ----------------
@@ -259,7 +425,13 @@ class _RelaySMTP(SMTP):
       1.4.3 refuses every parameter it does not know with 555 after
       _getparams(); _getparams() here takes the DSN ones out of its
       result once they are checked, and smtp_MAIL/smtp_RCPT remember the
-      parameter words as sent so their case survives in the record.
+      parameter words as sent so their case survives in the record;
+    - the AUTH mechanisms CRAM-MD5, XOAUTH2, OAUTHBEARER and EXTERNAL
+      (auth_* methods, named with aiosmtpd's @auth_mechanism; Relay
+      removes those it does not offer with auth_exclude_mechanism);
+    - close_after: every smtp_* method but QUIT is wrapped so that once
+      the connection has had its messages, the next command gets 421;
+    - idle_close: aiosmtpd's timeout, with a 421 before the close.
     """
 
     def __init__(self, handler, *, relay, **kwargs):
@@ -267,16 +439,45 @@ class _RelaySMTP(SMTP):
         self._relay = relay
         self._params_verb = None    # "MAIL"/"RCPT" while one is parsed
         self._params_raw = None     # its parameter words as sent
-        if relay.dsn:
+        self.accepted = 0           # messages accepted on this connection
+        if relay.dsn or relay.long_auth:
             # aiosmtpd keeps these limits in a dict shared by the class
-            # (and grows it at every EHLO); with DSN give this connection
-            # its own, set in dsn_ehlo().
-            self.command_size_limits = collections.defaultdict(
-                lambda x=self.command_size_limit: x)
+            # (and grows it at every EHLO); give this connection its own
+            # (with DSN, set again in dsn_ehlo()).
+            self.command_size_limits = self._own_limits()
+        if relay.close_after is not None:
+            for verb, method in list(self._smtp_methods.items()):
+                if verb != "QUIT":
+                    self._smtp_methods[verb] = self._closing(method)
+
+    def _own_limits(self):
+        """A fresh command line limit dict for this connection."""
+        limits = collections.defaultdict(lambda x=self.command_size_limit: x)
+        if self._relay.long_auth:
+            limits["AUTH"] = AUTH_LINE_LIMIT
+        return limits
+
+    def _closing(self, method):
+        """method (an smtp_* one), or "421 4.4.2 closing, idle" and the end
+        of the connection once close_after messages were accepted on it."""
+        async def run(arg):
+            if self.accepted < self._relay.close_after:
+                return await method(arg)
+            await self.push(CLOSE_REPLY)
+            # As aiosmtpd's QUIT does: the queued reply is still sent.
+            self._handler_coroutine.cancel()
+            self.transport.close()
+        return _same_help(method)(run)
+
+    def _timeout_cb(self):
+        writer = getattr(self, "_writer", None)
+        if self._relay.idle_close is not None and writer is not None:
+            writer.write(CLOSE_REPLY.encode("ascii") + b"\r\n")
+        super()._timeout_cb()
 
     def dsn_ehlo(self):
         """EHLO with dsn=True: the MAIL/RCPT line limits of RFC 3461 4."""
-        limits = collections.defaultdict(lambda x=self.command_size_limit: x)
+        limits = self._own_limits()
         limits["MAIL"] = (self.command_size_limit + 110
                           + (26 if self.data_size_limit else 0)
                           + (10 if self.enable_SMTPUTF8 else 0))
@@ -347,6 +548,11 @@ class _RelaySMTP(SMTP):
         super()._client_connected_cb(reader, writer)
         reader.__class__ = _RecordingReader
         reader._relay = self._relay
+        if self._relay.long_auth:
+            # A longer line for the reader (aiosmtpd's is 1001); command
+            # lines stay checked against command_size_limits and DATA
+            # lines against line_length_limit.
+            reader._limit = max(reader._limit, AUTH_LINE_LIMIT + 2)
 
     def connection_made(self, transport):
         # aiosmtpd calls connection_made() a second time after STARTTLS.
@@ -364,16 +570,155 @@ class _RelaySMTP(SMTP):
         return (self.transport is not None
                 and self.transport.get_extra_info("ssl_object") is not None)
 
+    @property
+    def client_cn(self):
+        """The CN of the client certificate verified in the TLS
+        handshake, or None (no TLS, no certificate asked for or given)."""
+        tls = self.transport.get_extra_info("ssl_object") if self.transport else None
+        cert = tls.getpeercert() if tls is not None else None
+        for rdn in (cert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return None
+
     async def smtp_AUTH(self, arg):
         if not self._relay.offer_auth:
             await self.push("502 5.5.1 AUTH not supported")
             return
         await super().smtp_AUTH(arg)
 
+    # -- the extra AUTH mechanisms (aiosmtpd calls them as
+    #    method(server, args), args = ["MECH"] or ["MECH", initial]) --
+
+    async def _initial_response(self, args):
+        """The decoded initial response of "AUTH MECH [IR]" ("=" is an
+        empty one, RFC 4954 4), or when there is none the answer to an
+        empty 334 challenge.  MISSING when the client cancelled or sent
+        bad base64 (the 501 is sent then)."""
+        if len(args) == 1:
+            return await self.challenge_auth("")
+        if args[1] == "=":
+            return b""
+        try:
+            return base64.b64decode(args[1], validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Can't decode base64")
+            return MISSING
+
+    async def _oauth_failure(self, error):
+        """The OAuth failure dance of XOAUTH2 and OAUTHBEARER: a 334 with
+        the base64 JSON error, the client's answer (an empty line, or
+        "AQ==" for OAUTHBEARER; whatever it is), then 535."""
+        await self.push("334 " + _b64json(error))
+        await self._reader.readline()
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted")
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_CRAM_MD5(self, _, args):
+        # RFC 2195: the server speaks first, with a unique challenge; the
+        # answer is "user HEX(HMAC-MD5(password, challenge))".
+        if len(args) > 1:
+            await self.push("501 5.5.2 CRAM-MD5 takes no initial response")
+            return AuthResult(success=False, handled=True)
+        challenge = "<%d.%d@%s>" % (secrets.randbits(63), time.time_ns(), SERVER_NAME)
+        answer = await self.challenge_auth(challenge)
+        if answer is MISSING:
+            return AuthResult(success=False, handled=True)
+        login, _, digest = answer.decode("utf-8", errors="replace").rpartition(" ")
+        password = self._relay.users.get(login)
+        if login and password is not None:
+            want = hmac.new(password.encode("utf-8"), challenge.encode("ascii"),
+                            "md5").hexdigest()
+            if hmac.compare_digest(digest.lower(), want):
+                return self._relay._auth_ok(self.session, "CRAM-MD5", login)
+        return AuthResult(success=False, handled=False)
+
+    @auth_mechanism("XOAUTH2")
+    async def auth_XOAUTH2(self, _, args):
+        blob = await self._initial_response(args)
+        if blob is MISSING:
+            return AuthResult(success=False, handled=True)
+        parsed = _parse_xoauth2(blob)
+        if parsed is None:
+            await self.push("501 5.5.2 Malformed XOAUTH2 response")
+            return AuthResult(success=False, handled=True)
+        user = self._relay._check_token(*parsed)
+        if user is not None:
+            return self._relay._auth_ok(self.session, "XOAUTH2", user)
+        return await self._oauth_failure(
+            {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+
+    @auth_mechanism("OAUTHBEARER")
+    async def auth_OAUTHBEARER(self, _, args):
+        blob = await self._initial_response(args)
+        if blob is MISSING:
+            return AuthResult(success=False, handled=True)
+        parsed = _parse_oauthbearer(blob)
+        if parsed is None:
+            await self.push("501 5.5.2 Malformed OAUTHBEARER response")
+            return AuthResult(success=False, handled=True)
+        user = self._relay._check_token(*parsed)
+        if user is not None:
+            return self._relay._auth_ok(self.session, "OAUTHBEARER", user)
+        return await self._oauth_failure(
+            {"status": "invalid_token", "schemes": "bearer", "scope": "mail"})
+
+    @auth_mechanism("EXTERNAL")
+    async def auth_EXTERNAL(self, _, args):
+        # RFC 4422 appendix A: the identity is the verified client
+        # certificate's; the optional authorization identity must be
+        # empty (or "=") or that same name.
+        blob = await self._initial_response(args)
+        if blob is MISSING:
+            return AuthResult(success=False, handled=True)
+        authzid = blob.decode("utf-8", errors="replace")
+        cn = self.client_cn
+        if cn is None:
+            return AuthResult(success=False, handled=False,
+                              message="535 5.7.8 No client certificate")
+        if authzid in ("", "=", cn):
+            return self._relay._auth_ok(self.session, "EXTERNAL", cn)
+        return AuthResult(success=False, handled=False)
+
+
+class _ConnSocket(socket.socket):
+    """An accepted connection's socket: tells its relay when it is closed.
+    asyncio closes it when the connection ends, however it ends (also
+    after a failed implicit TLS handshake, when the SMTP protocol never
+    hears of the connection)."""
+
+    _relay = None
+
+    def close(self):
+        relay, self._relay = self._relay, None
+        super().close()
+        if relay is not None:
+            relay._note_close()
+
+
+class _ListenSocket(socket.socket):
+    """The relay's listening socket: asyncio's accept loop calls its
+    accept(), which notes the peer and hands out a _ConnSocket."""
+
+    _relay = None
+
+    def accept(self):
+        conn, addr = super().accept()
+        relay = self._relay
+        if relay is None or relay._warming:
+            return conn, addr       # the Controller's own start-up probe
+        conn = _ConnSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
+        conn._relay = relay
+        relay._note_accept(addr)
+        return conn, addr
+
 
 class _RelayController(Controller):
-    """Controller that builds _RelaySMTP, counts connections and learns
-    the real port when asked to bind port 0."""
+    """Controller that builds _RelaySMTP, counts connections, listens on
+    an IPv4 or IPv6 address and learns the real port when asked to bind
+    port 0."""
 
     def __init__(self, relay, handler, **kwargs):
         super().__init__(handler, **kwargs)
@@ -381,8 +726,10 @@ class _RelayController(Controller):
 
     def factory(self):
         # asyncio calls the protocol factory when it accepts a TCP
-        # connection, before any TLS handshake: count it here.
-        self._relay._note_connection()
+        # connection, before any TLS handshake: count it here (but not
+        # the probe connection Controller.start() makes).
+        if not self._relay._warming:
+            self._relay._note_connection()
         return _RelaySMTP(self.handler, relay=self._relay, **self.SMTP_kwargs)
 
     def _create_server(self):
@@ -390,12 +737,32 @@ class _RelayController(Controller):
 
     async def _bind(self):
         # aiosmtpd's own _create_server() would keep self.port == 0, and
-        # its start-up self-test would then connect to port 0.
+        # its start-up self-test would then connect to port 0.  The
+        # socket is made here so that it can be a _ListenSocket.
+        family, type_, proto, _, addr = socket.getaddrinfo(
+            self.hostname, self.port, type=socket.SOCK_STREAM)[0]
+        sock = _ListenSocket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(100)
+        except OSError:
+            sock.close()
+            raise
+        sock._relay = self._relay
         srv = await self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=self.port,
-            ssl=self.ssl_context)
-        self.port = srv.sockets[0].getsockname()[1]
+            self._factory_invoker, sock=sock, ssl=self.ssl_context)
+        self.port = sock.getsockname()[1]
         return srv
+
+    def _trigger_server(self):
+        # The start-up probe has no client certificate: with
+        # client_cert='required' and implicit TLS its handshake fails,
+        # which is expected (the protocol factory has run by then).
+        try:
+            super()._trigger_server()
+        except (ssl.SSLError, ConnectionError):
+            pass
 
 
 class _Handler:
@@ -404,12 +771,28 @@ class _Handler:
     def __init__(self, relay):
         self.relay = relay
 
+    async def handle_exception(self, error):
+        # aiosmtpd's own handling, except that a failed STARTTLS handshake
+        # (a client refusing our certificate, or without the certificate
+        # client_cert='required' wants) is one log line, not a traceback.
+        # aiosmtpd closes the connection then without sending the reply.
+        if isinstance(error, TLSSetupException):
+            logging.getLogger("mail.log").info(
+                "STARTTLS handshake failed: %s", error.__cause__)
+            return "454 4.7.0 TLS handshake failed"
+        logging.getLogger("mail.log").exception("SMTP session exception")
+        return "500 Error: ({}) {}".format(error.__class__.__name__, str(error))
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         # With this (5-argument) hook, aiosmtpd leaves remembering the
         # client's name to us; without it MAIL would get "503 send HELO".
         session.host_name = hostname
         if not self.relay.offer_auth:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
+        elif self.relay.mechanisms is not None:
+            # aiosmtpd lists them sorted; list them in the order given.
+            responses = ["250-AUTH " + " ".join(self.relay.mechanisms)
+                         if r.startswith("250-AUTH ") else r for r in responses]
         if self.relay.dsn:
             server.dsn_ehlo()
             responses = responses[:-1] + ["250-DSN"] + responses[-1:]
@@ -439,8 +822,13 @@ class _Handler:
             "mail_options": list(envelope.mail_options),
             "rcpt_options": [list(o) for o in envelope.rcpt_options],
             "auth_user": session.auth_data if session.authenticated else None,
+            "auth_mech": (getattr(session, "auth_mech", None)
+                          if session.authenticated else None),
             "tls": server.is_tls,
+            "client_cn": server.client_cn,
+            "peer": session.peer[0],
         })
+        server.accepted += 1
         return reply or "250 OK"
 
 
@@ -450,11 +838,23 @@ class Relay:
     def __init__(self, certdir, port=0, starttls=True, implicit_tls=False,
                  cert="server", auth=True, users=None, offer_auth=True,
                  rcpt_rules=None, data_reply=None, record_dir=None,
-                 on_message=None, dsn=False, smtputf8=True, data_delay=0):
+                 on_message=None, dsn=False, smtputf8=True, data_delay=0,
+                 host=HOST, mechanisms=None, tokens=None, client_cert=None,
+                 close_after=None, idle_close=None):
         if cert not in ("server", "wrong", "selfsigned"):
             raise ValueError("cert must be server, wrong or selfsigned")
+        if mechanisms is not None:
+            mechanisms = [m.upper() for m in mechanisms]
+            unknown = [m for m in mechanisms if m not in MECHANISMS]
+            if unknown or not mechanisms or len(set(mechanisms)) != len(mechanisms):
+                raise ValueError("mechanisms: a list without repeats from %s"
+                                 % ", ".join(MECHANISMS))
+        if client_cert not in (None, "optional", "required"):
+            raise ValueError("client_cert must be None, 'optional' or 'required'")
+        if client_cert and not (starttls or implicit_tls):
+            raise ValueError("client_cert needs starttls or implicit_tls")
         self.certs = make_certs(certdir)
-        self.host = HOST
+        self.host = host
         self.port = port
         self.implicit_tls = bool(implicit_tls)
         self.starttls = bool(starttls) and not self.implicit_tls
@@ -469,10 +869,22 @@ class Relay:
         self.dsn = bool(dsn)
         self.smtputf8 = bool(smtputf8)  # False: SMTPUTF8 not offered
         self.data_delay = data_delay    # seconds before the reply to DATA
+        self.mechanisms = mechanisms
+        self.tokens = tokens
+        self.client_cert = client_cert
+        self.close_after = close_after
+        self.idle_close = idle_close
+        # Whether AUTH lines may be long (bearer tokens).
+        self.long_auth = any(m in _OAUTH_MECHANISMS for m in mechanisms or ())
 
         self.messages = []
         self.commands = []
         self.connections = 0
+        self.peers = []
+        self.auth_mechs = []
+        self.open_connections = 0
+        self.max_concurrent = 0
+        self._warming = False           # True while Controller.start() probes
         self._cond = threading.Condition()
         self._seq = 0                   # numbering for record_dir files
         self._controller = None
@@ -487,7 +899,15 @@ class Relay:
         return "starttls" if self.starttls else "none"
 
     def _ssl_context(self):
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        if self.client_cert is None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        else:
+            # Client certificates are checked against the test CA only
+            # (create_default_context() would trust the system's CAs too).
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_verify_locations(self.certs["ca"])
+            ctx.verify_mode = (ssl.CERT_REQUIRED if self.client_cert == "required"
+                               else ssl.CERT_OPTIONAL)
         ctx.load_cert_chain(self.certs[self.cert], self.certs[self.cert + "_key"])
         return ctx
 
@@ -504,20 +924,26 @@ class Relay:
             auth_required=self.auth and self.offer_auth,
             auth_require_tls=True,  # lifted per connection if implicit TLS
             authenticator=self._authenticate,
+            auth_exclude_mechanism=[m for m in MECHANISMS if m not in
+                                    (self.mechanisms or DEFAULT_MECHANISMS)],
         )
+        if self.idle_close is not None:
+            smtp_kwargs["timeout"] = self.idle_close
         if self.implicit_tls:
             smtp_kwargs["ssl_context"] = ctx        # wraps the listener
         elif self.starttls:
             smtp_kwargs["tls_context"] = ctx
             smtp_kwargs["require_starttls"] = True
         self._controller = _RelayController(
-            self, _Handler(self), hostname=HOST, port=self.port, **smtp_kwargs)
-        self._controller.start()
+            self, _Handler(self), hostname=self.host, port=self.port, **smtp_kwargs)
+        # Controller.start() makes one test connection of its own (and
+        # waits until the protocol factory has run for it): not counted.
+        self._warming = True
+        try:
+            self._controller.start()
+        finally:
+            self._warming = False
         self.port = self._controller.port
-        # Controller.start() made one test connection of its own (and
-        # waited until the protocol factory had run for it): forget it.
-        with self._cond:
-            self.connections = 0
         return self
 
     def stop(self):
@@ -550,12 +976,45 @@ class Relay:
             self.messages.clear()
             self.commands.clear()
             self.connections = 0
+            self.peers.clear()
+            self.auth_mechs.clear()
+            self.max_concurrent = self.open_connections
 
     # -- called from the relay thread -------------------------------------
 
     def _note_connection(self):
         with self._cond:
             self.connections += 1
+
+    def _note_accept(self, addr):
+        with self._cond:
+            self.peers.append(tuple(addr[:2]))
+            self.open_connections += 1
+            self.max_concurrent = max(self.max_concurrent, self.open_connections)
+
+    def _note_close(self):
+        with self._cond:
+            self.open_connections -= 1
+
+    def _auth_ok(self, session, mechanism, user):
+        """A successful AUTH: noted before aiosmtpd sends the 235."""
+        session.auth_mech = mechanism
+        with self._cond:
+            self.auth_mechs.append(mechanism)
+        return AuthResult(success=True, auth_data=user)
+
+    def _check_token(self, user, token):
+        """The user a bearer token authenticates, or None.  user is None
+        when the client named none (OAUTHBEARER without a=): a tokens dict
+        then finds the user by the token."""
+        tokens = self.tokens
+        if callable(tokens):
+            return (user if user is not None else "") if tokens(user, token) else None
+        for name, valid in (tokens or {}).items():
+            if (user is None or name == user) and hmac.compare_digest(
+                    str(valid).encode("utf-8"), token.encode("utf-8")):
+                return name
+        return None
 
     def _note_command(self, raw):
         line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
@@ -570,7 +1029,7 @@ class Relay:
         login = auth_data.login.decode("utf-8", errors="replace")
         want = self.users.get(login)
         if want is not None and auth_data.password == want.encode("utf-8"):
-            return AuthResult(success=True, auth_data=login)
+            return self._auth_ok(session, mechanism, login)
         # handled=False makes aiosmtpd send "535 5.7.8 Authentication
         # credentials invalid"; the default handled=True would send nothing.
         return AuthResult(success=False, handled=False)
@@ -610,12 +1069,14 @@ class Relay:
 
 # -- script mode -------------------------------------------------------------
 
-def _print_message(msg, dsn=False):
+def _print_message(msg, dsn=False, mech=False):
     env = "message %d from=<%s> to=%s auth=%s tls=%s size=%d" % (
         msg["seq"], msg["mail_from"],
         ",".join("<%s>" % r for r in msg["rcpt_tos"]),
         msg["auth_user"] or "-", "yes" if msg["tls"] else "no",
         len(msg["data"]))
+    if mech:
+        env += " mech=%s" % (msg["auth_mech"] or "-")
     if dsn:
         env += " mail_options=%s rcpt_options=%s" % (
             json.dumps(msg["mail_options"], separators=(",", ":")),
@@ -644,6 +1105,16 @@ def main(argv=None):
     p.add_argument("--data-reply")
     p.add_argument("--dsn", action="store_true",
                    help="advertise DSN and accept RET/ENVID/NOTIFY/ORCPT")
+    p.add_argument("--host", default=HOST, help="address to listen on, e.g. ::1")
+    p.add_argument("--mechanisms", metavar="M1,M2",
+                   help="AUTH mechanisms to offer, from " + ",".join(MECHANISMS))
+    p.add_argument("--token", action="append", default=[], metavar="USER=TOKEN",
+                   help="a valid bearer token (XOAUTH2, OAUTHBEARER)")
+    p.add_argument("--client-cert", choices=("optional", "required"))
+    p.add_argument("--close-after", type=int, metavar="N",
+                   help="421 and close after N messages on a connection")
+    p.add_argument("--idle-close", type=float, metavar="SECONDS",
+                   help="421 and close a connection idle this long")
     p.add_argument("-v", "--verbose", action="store_true", help="log SMTP traffic to stderr")
     a = p.parse_args(argv)
 
@@ -651,6 +1122,8 @@ def main(argv=None):
                         format="relay: %(message)s", stream=sys.stderr)
     certdir = a.certdir or tempfile.mkdtemp(prefix="outbox-relay-certs.")
     rules = dict(r.split("=", 1) for r in a.rcpt_rule)
+    mechanisms = a.mechanisms.split(",") if a.mechanisms else None
+    tokens = dict(t.split("=", 1) for t in a.token)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -660,7 +1133,11 @@ def main(argv=None):
                   implicit_tls=a.implicit_tls, cert=a.cert, auth=not a.no_auth,
                   users={a.user: a.password}, rcpt_rules=rules,
                   data_reply=a.data_reply, record_dir=a.record_dir,
-                  on_message=lambda m: _print_message(m, dsn=a.dsn), dsn=a.dsn)
+                  on_message=lambda m: _print_message(m, dsn=a.dsn,
+                                                      mech=bool(mechanisms)),
+                  dsn=a.dsn, host=a.host, mechanisms=mechanisms, tokens=tokens,
+                  client_cert=a.client_cert, close_after=a.close_after,
+                  idle_close=a.idle_close)
     with relay:
         print("listening %s %d" % (relay.host, relay.port), flush=True)
         while not stop.wait(0.5):
