@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "relay/curl.h"
+#include "relay/oauth2.h"
 #include "relay/relay.h"
 #include "message/addr.h"
 #include "message/dkim.h"
@@ -262,11 +263,9 @@ static char *relay_secret(struct relay *r, bool force, char *err,
 {
 	const struct conf_relay *rc = r->rc;
 
-	if (rc->oauth2_token_url) {	/* wired in by the oauth2 commit */
-		(void)force;
-		snprintf(err, errlen, "oauth2: not available in this build");
-		return NULL;
-	}
+	if (rc->oauth2_token_url)
+		return oauth2_token(rc, r->dirfd, force, &r->reauth, err,
+				    errlen);
 	return conf_password(rc, err, errlen);
 }
 

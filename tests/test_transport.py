@@ -288,3 +288,122 @@ def test_check_every_relay_and_exit_with_the_first_failure(relay, outbox, certs)
 def test_check_without_a_relay(outbox):
     code, out = check(outbox(relay=None))
     assert code == 78 and "no relay configured" in out
+
+
+def test_ca_path_replaces_the_trust_store(relay, outbox, certs, tmp_path):
+    import shutil
+    import subprocess
+    cadir = tmp_path / "cas"
+    cadir.mkdir()
+    shutil.copy(certs["ca"], cadir / "test-ca.pem")
+    subprocess.run(["openssl", "rehash", str(cadir)], check=True)
+    r = relay()
+    ob = outbox(r, relay={"ca_file": None, "ca_path": str(cadir)})
+    assert send(ob).returncode == 0
+    r.wait_for(1)
+    empty = tmp_path / "none"
+    empty.mkdir()
+    bad = outbox(r, relay={"ca_file": None, "ca_path": str(empty)})
+    assert send(bad).returncode == 0
+    assert "certificate verification failed" in bad.mailq().stdout.decode()
+    assert len(r.messages) == 1
+
+
+# -- connections that the relay closes ----------------------------------------
+
+def test_a_421_on_a_reused_connection_is_retried_on_a_fresh_one(relay, outbox):
+    r = relay(close_after=2)
+    ob = outbox(r, relay={"connections": "1"})
+    queue_many(ob, 5)
+    res = ob.run(["-q"])
+    assert res.returncode == 0, res.stderr
+    msgs = r.wait_for(5)
+    assert len(msgs) == 5 and r.connections == 3
+    assert ob.queue_files() == []
+    assert "421" not in ob.mailq().stdout.decode()
+
+
+def test_the_flush_counts_connections_at_the_relay(relay, outbox):
+    r = relay()
+    ob = outbox(r, relay={"connections": "2"})
+    queue_many(ob, 100)
+    assert ob.run(["-q"], timeout=120).returncode == 0
+    assert len(r.wait_for(100)) == 100
+    assert r.max_concurrent <= 2 and r.connections == 2
+
+
+# -- routing: IPv6, source address, SOCKS5 -------------------------------------
+
+def test_ipv6_relay(relay, outbox):
+    r = relay(host="::1")
+    ob = outbox(r, relay={"ip_version": "6"})
+    assert send(ob).returncode == 0, ob.mailq().stdout
+    assert r.wait_for(1)[0]["peer"] == "::1"
+
+
+def test_ip_version_4_cannot_reach_an_ipv6_only_relay(relay, outbox):
+    r = relay(host="::1")
+    ob = outbox(r, relay={"host": "localhost", "ip_version": "4"})
+    assert send(ob).returncode == 0
+    assert r.messages == [] and len(ob.queue_files()) == 2
+
+
+def test_source_address(relay, outbox):
+    r = relay()
+    ob = outbox(r, relay={"source": "127.0.0.2"})
+    assert send(ob).returncode == 0, ob.mailq().stdout
+    assert r.wait_for(1)[0]["peer"] == "127.0.0.2"
+
+
+def test_socks5_proxy(relay, outbox):
+    from socks import Socks5
+    r = relay()
+    with Socks5() as proxy:
+        ob = outbox(r, relay={"host": "localhost",
+                              "proxy": "socks5h://127.0.0.1:%d" % proxy.port})
+        assert send(ob).returncode == 0, ob.mailq().stdout
+        r.wait_for(1)
+        assert proxy.targets == [("localhost", r.port)]
+        direct = outbox(r, relay={"proxy": "socks5://127.0.0.1:%d" % free_port()})
+        assert send(direct).returncode == 0
+        assert "cannot connect" in direct.mailq().stdout.decode()
+        assert len(r.messages) == 1
+
+
+# -- authentication mechanisms and client certificates -------------------------
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_each_password_mechanism(relay, outbox, mech):
+    r = relay(mechanisms=[mech])
+    ob = outbox(r, relay={"auth": mech})
+    assert send(ob).returncode == 0, ob.mailq().stdout
+    m = r.wait_for(1)[0]
+    assert (m["auth_mech"], m["auth_user"]) == (mech, "alice")
+
+
+def test_the_default_never_picks_cram_md5_or_more_than_allowed(relay, outbox):
+    r = relay(mechanisms=["CRAM-MD5", "PLAIN"])
+    ob = outbox(r)
+    assert send(ob).returncode == 0
+    assert r.wait_for(1)[0]["auth_mech"] == "PLAIN"
+
+
+def test_external_with_a_client_certificate(relay, outbox, certs):
+    r = relay(mechanisms=["EXTERNAL"], client_cert="required")
+    ob = outbox(r, relay={"user": None, "password": None, "auth": "EXTERNAL",
+                          "client_cert": certs["client"],
+                          "client_key": certs["client_key"]})
+    assert send(ob).returncode == 0, ob.mailq().stdout
+    m = r.wait_for(1)[0]
+    assert (m["auth_mech"], m["client_cn"]) == ("EXTERNAL", "alice")
+
+
+def test_a_required_client_certificate(relay, outbox, certs):
+    r = relay(client_cert="required")
+    without = outbox(r)
+    assert send(without).returncode == 0
+    assert r.messages == []
+    assert "nothing was sent" in without.mailq().stdout.decode()
+    ob = outbox(r, relay={"client_cert": certs["client"], "client_key": certs["client_key"]})
+    assert ob.run(["-q"]).returncode == 0
+    assert r.wait_for(1)[0]["client_cn"] == "alice"
