@@ -92,3 +92,18 @@ def test_inline_comments_and_spacing(relay, outbox, tmp_path):
     res = ob.run(["-C", path, "-i", "bob@example.org"], input=MSG, use_conf=False)
     assert res.returncode == 0, res.stderr
     assert len(r.wait_for(1)) == 1
+
+
+def test_every_configuration_key_is_documented():
+    """Each key of conf/conf.c's tables is in the man page and the sample."""
+    import re
+    root = os.path.join(os.path.dirname(__file__), "..")
+    src = open(os.path.join(root, "conf", "conf.c")).read()
+    keys = re.findall(r'\bR\("([a-z0-9_]+)"', src) + \
+        re.findall(r'\bK\("[a-z]+", "([a-z0-9_]+)"', src)
+    assert len(keys) > 30
+    man = open(os.path.join(root, "docs", "outbox.8")).read().replace("\\-", "-")
+    sample = open(os.path.join(root, "conf", "outbox.conf.sample")).read()
+    for key in keys:
+        assert "\\fB%s\\fR" % key in man, key
+        assert re.search(r"^;%s = " % key, sample, re.M), key
