@@ -80,6 +80,8 @@ static void check_print(const struct conf_relay *rc,
 	else if (i->mech[0])
 		printf("  auth:         %s as %s: refused\n", i->mech,
 		       rc->user ? rc->user : "(certificate)");
+	else
+		printf("  auth:         not attempted\n");
 }
 
 /* relay_check - probe every relay; the first failure's exit status */
