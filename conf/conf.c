@@ -65,8 +65,6 @@ struct conf_key {
 	bool secret;		/* makes a world-readable file an error */
 };
 
-#define CONF_COUNT_MAX	64
-
 #define K(sec, name, type, field, secret) \
 	{ sec, name, type, offsetof(struct conf, field), secret }
 #define R(name, type, field, secret) \
@@ -317,7 +315,7 @@ static int conf_parse_auth(const char *v, unsigned *out)
 	return *out ? 0 : -1;
 }
 
-/* conf_parse_rate - a positive decimal, at most 1000 */
+/* conf_parse_rate - a decimal from one a day to 1000 a second */
 static int conf_parse_rate(const char *v, double *out)
 {
 	char *end;
@@ -327,7 +325,7 @@ static int conf_parse_rate(const char *v, double *out)
 		return -1;
 	errno = 0;
 	d = strtod(v, &end);
-	if (errno || *end || !(d > 0) || d > 1000)
+	if (errno || *end || !(d >= 1.0 / 86400) || d > 1000)
 		return -1;
 	*out = d;
 	return 0;
@@ -369,7 +367,8 @@ static int conf_store_enum(struct conf_parse *p, const struct conf_key *k,
 	default:
 		if (conf_parse_rate(v, (double *)(void *)field) < 0)
 			return conf_fail(p, "%s: expected messages per second "
-					 "(like 14 or 0.5), not %s", k->name, v);
+					 "(like 14 or 0.5), not %s", k->name,
+					 v);
 		return 1;
 	}
 }
@@ -566,11 +565,17 @@ static bool conf_is_dkim(const char *section, size_t len)
 	    (len > 5 && strncmp(section, "dkim:", 5) == 0);
 }
 
-/* conf_is_relay - [relay] or [relay:name] */
+/* conf_is_relay - [relay] or [relay:name]; the name becomes part of
+ * file names in the spool, so it is letters, digits, '.', '_', '-' */
 static bool conf_is_relay(const char *section, size_t len)
 {
-	return (len == 5 && strncmp(section, "relay", 5) == 0) ||
-	    (len > 6 && strncmp(section, "relay:", 6) == 0);
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+	if (len == 5 && strncmp(section, "relay", 5) == 0)
+		return true;
+	return len > 6 && len <= 64 && strncmp(section, "relay:", 6) == 0 &&
+	    section[6] != '.' && strspn(section + 6, ok) == len - 6;
 }
 
 /* conf_relay_defaults - a relay section's values before its keys */
@@ -815,8 +820,8 @@ static void conf_check_auth(const struct conf *c, struct conf_relay *r)
 	if (oauth && (sources || !r->oauth2_token_url ||
 		      !r->oauth2_client_id || !r->oauth2_refresh_token_file))
 		conf_relay_fail(c, r, "oauth2 needs oauth2_token_url, "
-				"oauth2_client_id and oauth2_refresh_token_file,"
-				" and no password");
+				"oauth2_client_id and "
+				"oauth2_refresh_token_file, and no password");
 	if (r->auth == 0)
 		r->auth = oauth ? AUTH_BEARER : r->user || sources ?
 		    AUTH_PLAIN | AUTH_LOGIN : 0;
@@ -825,6 +830,14 @@ static void conf_check_auth(const struct conf *c, struct conf_relay *r)
 				"OAUTHBEARER only");
 	if ((r->auth & AUTH_EXTERNAL) && !r->client_cert)
 		conf_relay_fail(c, r, "auth = EXTERNAL needs client_cert");
+	/* libcurl uses EXTERNAL only without a password, and sends the
+	 * secret as a bearer token whenever a bearer mechanism is offered */
+	if ((r->auth & AUTH_EXTERNAL) && r->auth != AUTH_EXTERNAL)
+		conf_relay_fail(c, r, "auth = EXTERNAL goes alone");
+	if ((r->auth & AUTH_BEARER) && (r->auth & ~AUTH_BEARER))
+		conf_relay_fail(c, r, "auth: XOAUTH2 and OAUTHBEARER take a "
+				"token, not a password: do not mix them with "
+				"PLAIN, LOGIN or CRAM-MD5");
 	if (r->auth & ~AUTH_EXTERNAL) {
 		if (!r->user)
 			conf_relay_fail(c, r, "%s is set but no user",
@@ -838,6 +851,28 @@ static void conf_check_auth(const struct conf *c, struct conf_relay *r)
 	}
 }
 
+/* conf_check_pins - each entry is a base64 SHA-256 hash */
+static int conf_check_pins(const char *v)
+{
+	while (*v) {
+		size_t n;
+
+		v += strspn(v, " \t,;");
+		if ((n = strcspn(v, " \t,;")) == 0)
+			break;
+		if (n > 8 && strncmp(v, "sha256//", 8) == 0) {
+			v += 8;
+			n -= 8;
+		}
+		if (n != 44 || v[43] != '=' ||
+		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789+/") != 43)
+			return -1;
+		v += n;
+	}
+	return 0;
+}
+
 /* conf_check_relay - rules that involve several keys of one relay */
 static void conf_check_relay(const struct conf *c, struct conf_relay *r)
 {
@@ -846,9 +881,18 @@ static void conf_check_relay(const struct conf *c, struct conf_relay *r)
 	conf_check_auth(c, r);
 	if (r->client_key && !r->client_cert)
 		conf_relay_fail(c, r, "client_key needs client_cert");
-	if (r->tls == CONF_TLS_NONE && !conf_host_is_loopback(r->host))
+	if (r->tls == CONF_TLS_NONE && (!conf_host_is_loopback(r->host) ||
+	    (r->address && !conf_host_is_loopback(r->address)) || r->proxy))
 		conf_relay_fail(c, r, "tls = none is allowed only for a "
-				"loopback host, not %s", r->host);
+				"loopback host, not %s", r->address && !r->proxy ?
+				r->address : r->proxy ? r->proxy : r->host);
+	if (r->connect_timeout > 86400 || r->timeout > 86400 ||
+	    r->data_timeout > 86400)
+		conf_relay_fail(c, r, "timeouts are at most 1d");
+	if (r->pin_sha256 && conf_check_pins(r->pin_sha256) < 0)
+		conf_relay_fail(c, r, "pin_sha256: expected base64 SHA-256 "
+				"hashes (44 characters ending in =), as "
+				"sendmail --check-relays prints them");
 	if (r->tls == CONF_TLS_NONE && r->auth)
 		conf_relay_fail(c, r, "tls = none cannot authenticate: "
 				"credentials are never sent in clear");

@@ -36,7 +36,7 @@ enum conf_tls {
 enum conf_rewrite {
 	REWRITE_LOCAL,		/* only bare local senders (root, cron) */
 	REWRITE_NEVER,
-	REWRITE_ALWAYS,		/* every sender; the original goes to Reply-To */
+	REWRITE_ALWAYS,		/* every sender; Reply-To gets the original */
 };
 
 struct conf_alias {
@@ -56,6 +56,8 @@ struct conf_dkim {
 	char *headers;		/* h= list, colon-separated; NULL: default */
 	char *sender_domains;	/* From domains it signs; NULL: domain */
 };
+
+#define CONF_COUNT_MAX	64	/* largest [relay] connections */
 
 /* SASL mechanisms, for [relay] auth */
 enum {

@@ -62,6 +62,9 @@ struct link {
 	int pace_fd;		/* max_rate: the shared pacing file, or -1 */
 };
 
+/* what runner_send() did with a message */
+enum runner_sent { RUNNER_SENT, RUNNER_DOWN, RUNNER_LEFT };
+
 /* one pass over the queue */
 struct pass {
 	const struct conf *conf;
@@ -182,6 +185,9 @@ static char *runner_snapshot(const struct spool_msg *m)
 	return st;
 }
 
+/* slots a relay's pacing may run ahead: more than all senders waiting */
+#define RUNNER_PACE_AHEAD	(2 * CONF_COUNT_MAX + 16)
+
 /* runner_pace - max_rate: wait for this relay's next sending slot. The
  * slot lives in a small file in the spool, under flock, so that every
  * outbox process of the user (flush workers, submissions) shares it */
@@ -206,7 +212,7 @@ static void runner_pace(struct pass *p, struct link *l)
 	clock_gettime(CLOCK_REALTIME, &now);
 	t = now.tv_sec * 1000000000LL + now.tv_nsec;
 	if (pread(l->pace_fd, &next, sizeof(next), 0) != sizeof(next) ||
-	    next > t + 1000 * interval)
+	    next > t + RUNNER_PACE_AHEAD * interval)
 		next = 0;	/* absent, or from a clock that jumped */
 	start = next > t ? next : t;
 	next = start + interval;
@@ -217,7 +223,8 @@ static void runner_pace(struct pass *p, struct link *l)
 		struct timespec d = { (start - t) / 1000000000LL,
 			(start - t) % 1000000000LL };
 
-		while (nanosleep(&d, &d) < 0 && errno == EINTR)
+		while (nanosleep(&d, &d) < 0 && errno == EINTR &&
+		       !runner_stop)
 			;
 	}
 }
@@ -270,8 +277,10 @@ static int runner_via(struct pass *p, struct link *l, struct spool_msg *m)
 }
 
 /* runner_send - m through the first relay that takes its sender and
- * can be reached; -1 with p->conn_err set when none could */
-static int runner_send(struct pass *p, struct spool_msg *m)
+ * can be reached: RUNNER_SENT, or RUNNER_DOWN with p->conn_err set, or
+ * RUNNER_LEFT when a worker may not use the relay m now goes to (its
+ * number is not below that relay's connections): the parent sends it */
+static enum runner_sent runner_send(struct pass *p, struct spool_msg *m)
 {
 	const char *first = NULL;
 	size_t tried = 0;
@@ -281,9 +290,11 @@ static int runner_send(struct pass *p, struct spool_msg *m)
 
 		if (!conf_relay_serves(l->rc, m->sender))
 			continue;
+		if (p->left && !l->down && p->worker >= l->rc->connections)
+			return RUNNER_LEFT;
 		tried++;
 		if (runner_via(p, l, m) == 0)
-			return 0;
+			return RUNNER_SENT;
 		if (first == NULL)
 			first = l->err;
 		log_verbose("%s: [%s] unavailable: %s", m->id, l->rc->name,
@@ -295,21 +306,32 @@ static int runner_send(struct pass *p, struct spool_msg *m)
 			 m->sender);
 	else
 		snprintf(p->conn_err, sizeof(p->conn_err), "%.900s%s", first,
-			 tried > 1 ? " (and every other relay failed too)" : "");
-	return -1;
+			 tried > 1 ? " (and every other relay failed too)" :
+			 "");
+	return RUNNER_DOWN;
 }
 
-/* runner_attempt - send m, or record why no relay could be had */
-static void runner_attempt(struct pass *p, struct spool_msg *m)
+/* runner_attempt - send m, or record why no relay could be had; false
+ * when m was left to the parent untouched */
+static bool runner_attempt(struct pass *p, struct spool_msg *m)
 {
+	enum runner_sent sent = RUNNER_DOWN;
+
 	if (p->nlinks == 0)
 		snprintf(p->conn_err, sizeof(p->conn_err),
 			 "no relay configured");
-	m->conn_fail = p->nlinks == 0 || runner_send(p, m) < 0;
+	else
+		sent = runner_send(p, m);
+	if (sent == RUNNER_LEFT) {
+		*p->left = 1;
+		return false;
+	}
+	m->conn_fail = sent == RUNNER_DOWN;
 	if (m->conn_fail) {
 		free(m->error);
 		m->error = xstrdup(p->conn_err);
 	}
+	return true;
 }
 
 /* runner_expire - past max_age: pending recipients fail (not when the
@@ -352,18 +374,6 @@ static bool runner_skip(struct pass *p, struct spool_msg *m)
 	return spool_pending(m) == 0;
 }
 
-/* runner_mine - may this process send m: a worker's number must be
- * below the connections of the first relay that takes m's sender */
-static bool runner_mine(const struct pass *p, const struct spool_msg *m)
-{
-	if (p->left == NULL)
-		return true;		/* not a worker */
-	for (size_t i = 0; i < p->nlinks; i++)
-		if (conf_relay_serves(p->links[i].rc, m->sender))
-			return p->worker < p->links[i].rc->connections;
-	return true;
-}
-
 /* runner_one - lock, deliver and settle one queued message */
 static void runner_one(struct pass *p, const char *id)
 {
@@ -386,15 +396,9 @@ static void runner_one(struct pass *p, const char *id)
 		spool_msg_free(&m);
 		return;
 	}
-	if (!runner_mine(p, &m)) {
-		*p->left = 1;
-		spool_msg_free(&m);
-		return;
-	}
 	before = runner_snapshot(&m);
-	if (!runner_expire(p, &m))
-		runner_attempt(p, &m);
-	runner_settle(p, &m, before);
+	if (runner_expire(p, &m) || runner_attempt(p, &m))
+		runner_settle(p, &m, before);
 	free(before);
 	spool_msg_free(&m);
 }
@@ -482,10 +486,10 @@ static unsigned runner_workers(const struct pass *p)
 /* runner_worker - one worker: take messages until none are left */
 static void runner_worker(struct pass *p, struct shared *sh)
 {
+	size_t n = p->ids.n;	/* bounces it queues are the parent's */
 	size_t i;
 
-	while (!runner_stop && (i = atomic_fetch_add(&sh->next, 1)) <
-	       p->ids.n) {
+	while (!runner_stop && (i = atomic_fetch_add(&sh->next, 1)) < n) {
 		if (p->deadline && time(NULL) > p->deadline)
 			break;
 		p->left = &sh->left[i];
@@ -498,8 +502,9 @@ static void runner_worker(struct pass *p, struct shared *sh)
 	atomic_fetch_add(&sh->busy, p->t.busy);
 }
 
-/* runner_fork - start n workers: 1 in a worker, 0 in the parent */
-static int runner_fork(struct pass *p, unsigned n)
+/* runner_fork - start n workers, their pids in pids: 1 in a worker, 0
+ * in the parent */
+static int runner_fork(struct pass *p, unsigned n, pid_t *pids)
 {
 	for (unsigned k = 0; k < n; k++) {
 		pid_t pid = fork();
@@ -510,8 +515,25 @@ static int runner_fork(struct pass *p, unsigned n)
 		}
 		if (pid < 0)
 			log_warn("cannot start a flush worker: %m");
+		pids[k] = pid;
 	}
 	return 0;
+}
+
+/* runner_reap - wait for the workers; a stop request (SIGTERM to the
+ * runner) is passed on, so each finishes its transaction and stops */
+static void runner_reap(const pid_t *pids, unsigned n)
+{
+	bool told = false;
+
+	while (wait(NULL) > 0 || errno == EINTR) {
+		if (!runner_stop || told)
+			continue;
+		for (unsigned k = 0; k < n; k++)
+			if (pids[k] > 0)
+				kill(pids[k], SIGTERM);
+		told = true;
+	}
 }
 
 /* runner_cmp - qsort and bsearch order of queue IDs */
@@ -550,18 +572,21 @@ static void runner_parallel(struct pass *p, unsigned n)
 	struct shared *sh = mmap(NULL, size, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct strlist rest = STRLIST_INIT;
+	pid_t *pids = xcalloc(n, sizeof(*pids));
 
 	if (sh == MAP_FAILED) {
+		free(pids);
 		runner_walk(p);
 		return;
 	}
-	if (runner_fork(p, n)) {
+	if (runner_fork(p, n, pids)) {
+		free(pids);
 		runner_worker(p, sh);
 		pass_end(p);
 		_exit(0);
 	}
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
+	runner_reap(pids, n);
+	free(pids);
 	p->t.delivered += sh->delivered;
 	p->t.deferred += sh->deferred;
 	p->t.failed += sh->failed;
@@ -656,7 +681,8 @@ static void runner_background(const struct conf *c, struct spool *s)
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
 		dup2(null, fd);
-	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);	/* nothing of the caller's */
+	/* nothing of the caller's */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	log_set_stderr(false);
 	lock = openat(s->dirfd, "flush.lock", O_RDWR | O_CREAT | O_NOFOLLOW |
 		      O_CLOEXEC, 0600);

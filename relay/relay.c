@@ -85,8 +85,11 @@ static void relay_observe(struct relay *r)
 	caps = strchr(caps, '\n');	/* the first line greets */
 	while (caps && caps[1] && n + 2 < sizeof(i->caps)) {
 		const char *end = strchr(caps + 1, '\n');
-		int len = (int)(end - caps - 5);
+		int len;
 
+		if (end == NULL)	/* a last line cut short: left out */
+			break;
+		len = (int)(end - caps - 5);
 		if (len > 0)
 			n += (size_t)snprintf(i->caps + n, sizeof(i->caps) - n,
 					      "%s%.*s", n ? ", " : "", len,
@@ -183,7 +186,8 @@ static void relay_route(struct relay *r)
 	}
 	r->api->easy_setopt(r->curl, CURLOPT_IPRESOLVE, rc->ip_version == 4 ?
 			 (long)CURL_IPRESOLVE_V4 : rc->ip_version == 6 ?
-			 (long)CURL_IPRESOLVE_V6 : (long)CURL_IPRESOLVE_WHATEVER);
+			 (long)CURL_IPRESOLVE_V6 :
+			 (long)CURL_IPRESOLVE_WHATEVER);
 	/* an inherited all_proxy never applies: only the configured one */
 	r->api->easy_setopt(r->curl, CURLOPT_PROXY, rc->proxy ? rc->proxy : "");
 	buf_free(&b);
@@ -365,6 +369,7 @@ static int relay_connect(struct relay *r, bool force, char *err, size_t len)
 	r->tls_done = r->rc->tls != CONF_TLS_STARTTLS;
 	r->auth_ok = r->ehlo_seen = false;
 	if ((r->curl = r->api->easy_init()) == NULL) {
+		r->step = RELAY_STEP_CONFIG;
 		snprintf(err, len, "cannot initialise libcurl");
 		return -1;
 	}
@@ -429,6 +434,7 @@ static int relay_start(struct relay *r, const struct conf_relay *rc,
 		goto fail;
 	if (r->api->easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
 	    CURLE_OK || r->sock == CURL_SOCKET_BAD) {
+		r->step = RELAY_STEP_CONNECT;
 		snprintf(err, len, "relay %s: no socket", rc->host);
 		goto fail;
 	}
@@ -456,7 +462,8 @@ int relay_probe(const struct conf_relay *rc, int dirfd,
 
 	memset(info, 0, sizeof(*info));
 	rv = relay_start(&r, rc, dirfd, info, err, len);
-	info->step = rv < 0 ? r.step : RELAY_STEP_NONE;
+	info->step = rv == 0 ? RELAY_STEP_NONE : r.step != RELAY_STEP_NONE ?
+	    r.step : RELAY_STEP_CONNECT;
 	info->authenticated = rv == 0 && rc->auth;
 	snprintf(info->mech, sizeof(info->mech), "%s", r.mech);
 	if (rv == 0)
@@ -729,7 +736,7 @@ static int txn_body(struct txn *t)
 	static char in[RELAY_CHUNK], out[2 * RELAY_CHUNK + 8];
 	off_t off = t->m->data_off, end = off + t->m->data_len;
 	bool bol = true;
-	size_t o = 0;
+	size_t o;
 
 	if (txn_dkim(t) < 0)
 		return -1;

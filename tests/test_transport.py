@@ -407,3 +407,53 @@ def test_a_required_client_certificate(relay, outbox, certs):
     ob = outbox(r, relay={"client_cert": certs["client"], "client_key": certs["client_key"]})
     assert ob.run(["-q"]).returncode == 0
     assert r.wait_for(1)[0]["client_cn"] == "alice"
+
+
+# -- parallel flush: limits per relay, bounces, stopping ----------------------
+
+def test_failover_respects_the_next_relays_connections(relay, outbox, certs):
+    backup = relay()
+    ob = outbox(backup, relay={"port": free_port(), "connections": "4"},
+                **{"relay:backup": section(backup, certs, connections="1")})
+    queue_many(ob, 200)
+    assert ob.run(["-q"], timeout=120).returncode == 0
+    msgs = backup.wait_for(200)
+    assert len({m["data"] for m in msgs}) == 200
+    assert backup.max_concurrent == 1
+    assert ob.queue_files() == []
+
+
+def test_bounces_queued_by_workers_are_sent_once(relay, outbox, certs):
+    r = relay(rcpt_rules={"bad@example.org": "550 5.1.1 no such user"})
+    ob = outbox(r, relay={"senders": "*@example.com", "connections": "1"},
+                **{"relay:b": section(r, certs, connections="4")})
+    for i in range(80):
+        assert ob.run(["-odq", "-i", "bad@example.org"],
+                      input=b"Subject: b %d\n\nbody\n" % i).returncode == 0
+    res = ob.run(["-q"], timeout=120)
+    assert res.returncode == 0, res.stderr
+    bounces = [m for m in r.wait_for(80) if m["mail_from"] == ""]
+    assert len(bounces) == 80
+    assert len({m["data"] for m in bounces}) == 80
+    # each original is kept as failed, reported once
+    assert ob.run(["-q"]).returncode == 0
+    assert len([m for m in r.messages if m["mail_from"] == ""]) == 80
+
+
+def test_sigterm_stops_the_runner_and_its_workers(relay, outbox):
+    import signal
+    import subprocess
+    r = relay()
+    ob = outbox(r, relay={"max_rate": "20", "connections": "4"})
+    queue_many(ob, 200)
+    p = subprocess.Popen([ob.binary, "-C", ob.conf_path, "-q1h"], env=ob.env(),
+                         stderr=subprocess.DEVNULL)
+    r.wait_for(10)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(5) == 0
+    time.sleep(0.5)                      # a worker still sending would show here
+    sent = len(r.messages)
+    assert 10 <= sent < 150
+    queued = [f for f in ob.queue_files() if not f.endswith(".st")]
+    assert len(queued) + sent == 200     # nothing lost, nothing sent twice
+    assert len({m["data"] for m in r.messages}) == sent
