@@ -27,11 +27,13 @@ readonly SYSROOT=${OUTBOX_SYSROOT:-}
 # configuration"): its system instance never runs; the tests start their
 # own on loopback. sasl2-bin (saslpasswd2) and the libsasl2 modules give
 # that Postfix Cyrus SASL AUTH from a sasldb of its own; saslauthd is not
-# used and stays disabled.
+# used and stays disabled. clang and its sanitizer runtimes
+# (libclang-rt-14-dev: libFuzzer, ASan, UBSan) build the fuzzing
+# harnesses (make fuzz, make fuzz-regress; fuzz/README).
 readonly DEPS=(gcc make pkg-config libssl-dev libinih-dev libcurl4-openssl-dev
 	openssl ca-certificates python3 python3-pytest python3-aiosmtpd
 	python3-dkim swaks php-cli bsd-mailx git git-email postfix msmtp
-	sasl2-bin libsasl2-modules libsasl2-modules-db)
+	sasl2-bin libsasl2-modules libsasl2-modules-db clang libclang-rt-14-dev)
 readonly SYSTEM_PATHS=(/usr/sbin/sendmail /usr/lib/sendmail)
 readonly BACKUP_SUFFIX=.outbox-backup
 

@@ -89,23 +89,27 @@ static void opt_ignore(struct cmdline *cl, const char *v)
 	(void)v;
 }
 
+/* opt_t - -t: also take recipients from the message header */
 static void opt_t(struct cmdline *cl, const char *v)
 {
 	(void)v;
 	cl->extract = true;
 }
 
+/* opt_i - -i: a line of only "." does not end the message */
 static void opt_i(struct cmdline *cl, const char *v)
 {
 	(void)v;
 	cl->dot_ends = false;
 }
 
+/* opt_f - -f, -r: the envelope sender */
 static void opt_f(struct cmdline *cl, const char *v)
 {
 	cl->sender = v;
 }
 
+/* opt_F - -F: the sender's full name, for From: */
 static void opt_F(struct cmdline *cl, const char *v)
 {
 	if (strpbrk(v, "\r\n"))
@@ -113,11 +117,13 @@ static void opt_F(struct cmdline *cl, const char *v)
 	cl->fullname = v;
 }
 
+/* opt_C - -C: the configuration file to read */
 static void opt_C(struct cmdline *cl, const char *v)
 {
 	cl->conf_path = v;
 }
 
+/* opt_v - -v: tell the caller what happens */
 static void opt_v(struct cmdline *cl, const char *v)
 {
 	(void)cl;
@@ -160,7 +166,7 @@ static void opt_N(struct cmdline *cl, const char *v)
 		     w = strtok_r(NULL, ",", &save)) {
 			size_t i = 0;
 
-			while (i < 3 && strcasecmp(w, words[i]))
+			while (i < 3 && strcasecmp(w, words[i]) != 0)
 				i++;
 			bad = i == 3;
 			if (!bad)
@@ -177,7 +183,7 @@ static void opt_N(struct cmdline *cl, const char *v)
 /* opt_R - DSN return: full or hdrs */
 static void opt_R(struct cmdline *cl, const char *v)
 {
-	if (strcasecmp(v, "full") && strcasecmp(v, "hdrs"))
+	if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
 		log_die(EX_USAGE, "-R %s: expected full or hdrs", v);
 	snprintf(cl->ret, sizeof(cl->ret), "RET=%s",
 		 strcasecmp(v, "full") ? "HDRS" : "FULL");
@@ -340,7 +346,7 @@ static int parse_long(struct cmdline *cl, int argc, char **argv, int i)
 		return 1;
 	}
 	for (size_t k = 0; k < sizeof(ops) / sizeof(*ops); k++) {
-		if (strcmp(argv[i], ops[k].name))
+		if (strcmp(argv[i], ops[k].name) != 0)
 			continue;
 		if (i + 1 >= argc)
 			log_die(EX_USAGE, "%s needs a queue id", argv[i]);
@@ -381,11 +387,25 @@ static const char *plain_text(const char *t)
 	    t + strcspn(t, " ") + 1 : t;
 }
 
+/* arg_control - what is wrong with an address argument holding a
+ * control character, or NULL: checked on the whole argument, because a
+ * line break outside <...> would vanish with the display text */
+static const char *arg_control(const char *s)
+{
+	if (strpbrk(s, "\r\n"))
+		return "line break in address";
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return "control character in address";
+	return NULL;
+}
+
 /* build_envelope - the submission from the command line, or die */
 static void build_envelope(const struct conf *c, const struct cmdline *cl,
 			   struct submission *sub)
 {
 	struct buf dsn = BUF_INIT(512);
+	const char *why;
 	char err[512];
 
 	submission_init(sub);
@@ -399,12 +419,18 @@ static void build_envelope(const struct conf *c, const struct cmdline *cl,
 		   " " : "", cl->envid);
 	sub->mail_dsn = dsn.len ? buf_steal(&dsn) : NULL;
 	buf_free(&dsn);
+	if (cl->sender && (why = arg_control(cl->sender)) != NULL)
+		log_die(EX_USAGE, "-f %s: %s", cl->sender, why);
 	if (submit_sender(c, sub, cl->sender, err, sizeof(err)) < 0)
 		log_die(EX_USAGE, "-f %s: %s", cl->sender, err);
-	for (size_t i = 0; i < cl->args.n; i++)
+	for (size_t i = 0; i < cl->args.n; i++) {
+		if ((why = arg_control(cl->args.v[i])) != NULL)
+			log_die(EX_USAGE, "%s: bad recipient address: %s",
+				cl->args.v[i], why);
 		if (submit_recipient_list(c, sub, cl->args.v[i], sub->notify,
 					  err, sizeof(err)) < 0)
 			log_die(EX_USAGE, "%s: %s", cl->args.v[i], err);
+	}
 }
 
 /* mode_submit - queue the message, then one delivery attempt */
@@ -558,7 +584,7 @@ int main(int argc, char **argv)
 	parse_args(&cl, argc, argv);
 	if (cl.mode == MODE_NEWALIASES) {
 		strlist_free(&cl.args);
-		return EX_OK;	/* aliases live in the config: nothing to build */
+		return EX_OK;	/* aliases live in the config, not a database */
 	}
 	setlocale(LC_CTYPE, "C.UTF-8");
 	c = conf_load(cl.conf_path);

@@ -174,7 +174,8 @@ const char *addr_check_envelope(const char *addr)
 /* addr_qualify - a copy of addr, with "@domain" added to a bare name */
 char *addr_qualify(const char *addr, const char *domain)
 {
-	struct buf b = BUF_INIT(strlen(addr) + (domain ? strlen(domain) : 0) + 1);
+	struct buf b = BUF_INIT(strlen(addr) +
+				(domain ? strlen(domain) : 0) + 1);
 
 	buf_puts(&b, addr);
 	if (strchr(addr, '@') == NULL && domain && *domain) {

@@ -261,7 +261,7 @@ static void dkim_canon_header(const char *text, size_t len, bool simple,
 {
 	const char *colon = memchr(text, ':', len);
 	size_t nlen = colon ? (size_t)(colon - text) : len;
-	bool blank = false;
+	bool blank = false, value = false;	/* value: text after ':' */
 
 	if (simple) {
 		buf_append(out, text, len);
@@ -283,9 +283,12 @@ static void dkim_canon_header(const char *text, size_t len, bool simple,
 			blank = true;
 			continue;
 		}
-		if (blank && out->data[out->len - 1] != ':')
+		/* blanks: one SP inside the value, none before it (a ':'
+		 * in the value keeps the blank after it: "Re: x") */
+		if (blank && value)
 			buf_putc(out, ' ');
 		blank = false;
+		value = true;
 		buf_putc(out, ch);
 	}
 	buf_puts(out, "\r\n");

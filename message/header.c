@@ -33,7 +33,8 @@ int headers_add(struct headers *hs, const char *line, size_t len)
 {
 	struct header *h;
 
-	if (hs->bytes > HEADER_BLOCK_MAX || len + 2 > HEADER_BLOCK_MAX - hs->bytes)
+	if (hs->bytes > HEADER_BLOCK_MAX ||
+	    len + 2 > HEADER_BLOCK_MAX - hs->bytes)
 		return -1;
 	if (hs->n == hs->cap) {
 		hs->cap = hs->cap ? hs->cap * 2 : 16;
@@ -52,7 +53,8 @@ int headers_fold(struct headers *hs, const char *line, size_t len)
 {
 	struct header *h = &hs->v[hs->n - 1];
 
-	if (hs->bytes > HEADER_BLOCK_MAX || len + 2 > HEADER_BLOCK_MAX - hs->bytes)
+	if (hs->bytes > HEADER_BLOCK_MAX ||
+	    len + 2 > HEADER_BLOCK_MAX - hs->bytes)
 		return -1;
 	h->text = xrealloc(h->text, h->len + len + 3);
 	memcpy(h->text + h->len, "\r\n", 2);

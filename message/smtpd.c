@@ -161,10 +161,10 @@ static const char *smtpd_mail_param(struct session *s, char *p,
 	} else if (strcasecmp(p, "ENVID") == 0 && v && xtext_ok(v) &&
 		   strlen(v) <= 100) {
 		buf_printf(dsn, "%sENVID=%s", dsn->len ? " " : "", v);
-	} else if (strcasecmp(p, "SMTPUTF8") == 0 && !v) {
-		/* noted from the content */
-	} else if (strcasecmp(p, "AUTH") == 0 && v) {
-		/* RFC 4954: accepted, not used */
+	} else if ((strcasecmp(p, "SMTPUTF8") == 0 && !v) ||
+		   (strcasecmp(p, "AUTH") == 0 && v)) {
+		/* SMTPUTF8 is noted from the content; AUTH (RFC 4954) is
+		 * accepted, not used */
 	} else {
 		return "555 5.5.4 Unsupported MAIL parameter";
 	}
@@ -324,7 +324,7 @@ static void cmd_data(struct session *s, char *arg)
 }
 
 /* cmd_helo - HELO/EHLO name */
-static void cmd_helo(struct session *s, char *arg, bool ehlo)
+static void cmd_helo(struct session *s, const char *arg, bool ehlo)
 {
 	const char *me = conf_domain(s->conf);
 
@@ -392,13 +392,30 @@ static void smtpd_command(struct session *s, char *line)
 /* smtpd_die_reply - a fatal error mid-session still gets an SMTP reply */
 static struct session *smtpd_current;
 
+/* It may run because memory ran out, and before log_die's cleanup: so it
+ * allocates nothing and, if the client is gone, returns rather than
+ * exits. Replies not yet written are dropped. */
 static void smtpd_die_reply(int ex, const char *text)
 {
+	char line[SMTPD_LINE_MAX + 16];
+	size_t len, off = 0;
+	int n;
+
 	if (smtpd_current == NULL)
 		return;
 	buf_reset(&smtpd_current->out);
-	smtpd_reply(smtpd_current, "421 4.3.0 %s", text);
-	smtpd_flush(smtpd_current);
+	n = snprintf(line, sizeof(line), "421 4.3.0 %.*s\r\n",
+		     SMTPD_LINE_MAX, text);
+	len = n < 0 ? 0 : (size_t)n;
+	while (off < len) {
+		ssize_t k = write(STDOUT_FILENO, line + off, len - off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return;
+		off += (size_t)k;
+	}
 	(void)ex;
 }
 
@@ -409,6 +426,7 @@ int smtpd_run(const struct conf *c)
 	struct buf line = BUF_INIT(SMTPD_LINE_MAX);
 	enum input_line rc;
 
+	memset(&s, 0, sizeof(s));	/* nothing of an earlier session */
 	s.conf = c;
 	buf_init(&s.out, 1024 * 1024);
 	input_init(&s.in, STDIN_FILENO);

@@ -120,7 +120,7 @@ static bool has_8bit(const char *p, size_t n)
 	return false;
 }
 
-/* header_line_ok - checks on one header line; false ends the headers */
+/* submit_header_line - checks on one header line; false ends the headers */
 static bool submit_header_line(struct reading *r, struct buf *line,
 			       enum input_line rc)
 {
@@ -274,7 +274,7 @@ static void submit_body(struct reading *r, struct output *out)
 			return;		/* refused; nobody reads on */
 	}
 	if (st.dot) {
-		r->dot_seen = true;	/* a last line of only "." ends it too */
+		r->dot_seen = true;	/* a last "." line ends it too */
 		return;
 	}
 	if (st.cr || !st.bol)
@@ -297,15 +297,21 @@ static void submit_phrase(struct buf *b, const char *name)
 	buf_putc(b, '"');
 }
 
-/* submit_mailbox - "Name <addr>" or "addr" into b */
+/* submit_mailbox - "Name <addr>" or "addr" into b, which holds the
+ * start of the line; without the name if the line would be too long */
 static void submit_mailbox(struct buf *b, const char *name, const char *addr)
 {
+	size_t start = b->len;
+
 	if (name && *name && !strpbrk(name, "\r\n")) {
 		submit_phrase(b, name);
 		buf_printf(b, " <%s>", addr);
-	} else {
-		buf_puts(b, addr);
+		if (b->len <= SMTP_LINE_LIMIT)
+			return;
+		b->len = start;
+		b->data[start] = '\0';
 	}
+	buf_puts(b, addr);
 }
 
 /* display_name - the phrase before <addr>, or the comment after addr */
@@ -317,7 +323,8 @@ static char *display_name(const char *v, size_t len)
 	if (lt) {
 		e = lt;
 	} else if ((open = memchr(v, '(', len)) != NULL &&
-		   (close = memchr(open, ')', len - (size_t)(open - v))) != NULL) {
+		   (close = memchr(open, ')',
+				   len - (size_t)(open - v))) != NULL) {
 		s = open + 1;
 		e = close;
 	} else {
@@ -327,11 +334,26 @@ static char *display_name(const char *v, size_t len)
 		s++;
 	while (e > s && isspace((unsigned char)e[-1]))
 		e--;
+	/* cppcheck-suppress knownConditionTrueFalse ; true for "Al" <a@b> */
 	if (e - s >= 2 && *s == '"' && e[-1] == '"') {
 		s++;
 		e--;
 	}
 	return e > s ? xstrndup(s, (size_t)(e - s)) : NULL;
+}
+
+/* submit_reply_to - "Reply-To:" and the From value v, folded after the
+ * colon when that line would be too long (it is 4 longer than From's) */
+static void submit_reply_to(struct buf *b, const char *v, size_t len)
+{
+	const char *cr = memchr(v, '\r', len);
+	size_t first = cr ? (size_t)(cr - v) : len;
+
+	if (sizeof("Reply-To:") - 1 + first <= SMTP_LINE_LIMIT)
+		buf_printf(b, "Reply-To:%.*s", (int)len, v);
+	else
+		buf_printf(b, "Reply-To:\r\n%s%.*s", len && (*v == ' ' ||
+			   *v == '\t') ? "" : " ", (int)len, v);
 }
 
 /* submit_rewrite_from - [mail] rewrite_from: From and envelope together */
@@ -360,9 +382,10 @@ static void submit_rewrite_from(struct reading *r)
 	addr_parse_list(v, len, &addrs);
 	if (addrs.n == 1 && (policy == REWRITE_ALWAYS ||
 			     addr_local(addrs.v[0]))) {
-		if (!addr_local(addrs.v[0]) && strcasecmp(addrs.v[0], from) &&
+		if (!addr_local(addrs.v[0]) &&
+		    strcasecmp(addrs.v[0], from) != 0 &&
 		    !headers_find(&r->hs, "Reply-To")) {
-			buf_printf(&b, "Reply-To:%.*s", (int)len, v);
+			submit_reply_to(&b, v, len);
 			headers_add(&r->hs, b.data, b.len);
 			buf_reset(&b);
 		}
@@ -381,7 +404,8 @@ static void submit_rewrite_from(struct reading *r)
 static void submit_add_from(struct reading *r)
 {
 	const struct conf *c = r->conf;
-	struct buf b = BUF_INIT(HEADER_BLOCK_MAX), addr = BUF_INIT(ADDR_MAX * 2);
+	struct buf b = BUF_INIT(HEADER_BLOCK_MAX);
+	struct buf addr = BUF_INIT(ADDR_MAX * 2);
 	const char *name = r->sub->fullname ? r->sub->fullname :
 	    sys_fullname();
 
@@ -454,7 +478,7 @@ static void submit_write_headers(struct output *out, const struct headers *hs)
 	out_crlf(out);
 }
 
-/* header_is_value - does header name's value start with one of words */
+/* header_starts - does header name's value start with one of words */
 static bool header_starts(struct headers *hs, const char *name,
 			  const char *const *words)
 {
@@ -806,6 +830,7 @@ int submit_sender(const struct conf *c, struct submission *sub,
 
 #define ALIAS_FINAL 100	/* depth for a name not to be looked up again */
 
+/* NOLINTBEGIN(misc-no-recursion): an alias nests 8 deep at most */
 /* submit_expand - alias-expand, qualify, check and add one address */
 static int submit_expand(const struct conf *c, struct submission *sub,
 			 const char *a, const char *dsn, int depth, char *err,
@@ -849,6 +874,7 @@ static int submit_expand(const struct conf *c, struct submission *sub,
 	strlist_add(&sub->rcpt_dsn, dsn ? dsn : "");
 	return 0;
 }
+/* NOLINTEND(misc-no-recursion) */
 
 /* submit_recipient - add one address (through aliases) */
 int submit_recipient(const struct conf *c, struct submission *sub,

@@ -17,6 +17,14 @@
 
 #define ADMIN_WAIT 10	/* seconds to wait for a delivery in progress */
 
+/* admin_nap - a tenth of a second, ADMIN_WAIT * 10 of which are the wait */
+static void admin_nap(void)
+{
+	struct timespec ts = { 0, 100000000 };
+
+	nanosleep(&ts, NULL);
+}
+
 /* admin_lock - the message locked and read, waiting out a delivery */
 static int admin_lock(struct spool *s, const char *id, struct spool_msg *m)
 {
@@ -33,7 +41,7 @@ static int admin_lock(struct spool *s, const char *id, struct spool_msg *m)
 			log_warn("%s", err);
 			return EX_DATAERR;
 		case SPOOL_BUSY:
-			usleep(100000);
+			admin_nap();
 			break;
 		}
 	}
@@ -53,7 +61,7 @@ static int admin_delete(struct spool *s, const char *id)
 		return EX_NOINPUT;
 	}
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0 && i++ < ADMIN_WAIT * 10)
-		usleep(100000);
+		admin_nap();
 	if (i > ADMIN_WAIT * 10) {
 		close(fd);
 		log_warn("%s: still being delivered; try again", id);

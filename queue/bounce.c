@@ -145,7 +145,7 @@ static bool bounce_local(const struct conf *c, const char *sender)
 
 	return addr_local(sender) ||
 	    (at && strcasecmp(at + 1, conf_domain(c)) == 0 &&
-	     (c->mail.from == NULL || strcasecmp(sender, c->mail.from)));
+	     (c->mail.from == NULL || strcasecmp(sender, c->mail.from) != 0));
 }
 
 /* bounce_queue - queue a report about m's failed recipients */

@@ -36,7 +36,8 @@ static void mailq_text(const struct spool_msg *m)
 	char when[64], id[SPOOL_ID_MAX + 2];
 	struct tm tm;
 
-	localtime_r(&m->arrival, &tm);
+	if (localtime_r(&m->arrival, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));	/* beyond the calendar */
 	strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
 	snprintf(id, sizeof(id), "%s%s", m->id, m->held ? "!" : "");
 	printf("%-20s %8lld %-20s %s\n", id, (long long)m->data_len, when,
@@ -47,21 +48,57 @@ static void mailq_text(const struct spool_msg *m)
 	putchar('\n');
 }
 
-/* json_str - a JSON string, or null */
+/* json_utf8_len - length of the well-formed UTF-8 sequence at the NUL-
+ * terminated p (no overlong form, no surrogate, nothing above
+ * U+10FFFF), 0 if there is none */
+static size_t json_utf8_len(const unsigned char *p)
+{
+	unsigned cp, min;
+	size_t n;
+
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 2, cp = p[0] & 0x1fu, min = 0x80;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3, cp = p[0] & 0x0fu, min = 0x800;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4, cp = p[0] & 0x07u, min = 0x10000;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)	/* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* json_str - a JSON string, or null; JSON is UTF-8, a relay's reply
+ * need not be: a byte that is not UTF-8 becomes U+FFFD */
 static void json_str(const char *s)
 {
+	size_t n;
+
 	if (s == NULL) {
 		fputs("null", stdout);
 		return;
 	}
 	putchar('"');
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
+		if (*p == '"' || *p == '\\') {
 			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+		} else if (*p < 0x20 || *p == 0x7f) {
 			printf("\\u%04x", *p);
-		else
+		} else if (*p < 0x80) {
 			putchar(*p);
+		} else if ((n = json_utf8_len(p)) == 0) {
+			fputs("\\ufffd", stdout);
+		} else {
+			fwrite(p, 1, n, stdout);
+			p += n - 1;
+		}
 	}
 	putchar('"');
 }

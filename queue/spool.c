@@ -19,8 +19,9 @@
  *	  <empty line>
  *	  message, CRLF line endings, not dot-stuffed
  *
- *	The last three fields are written last, in place, before the fsync; a file whose
- *	length disagrees with it is refused as corrupt. The state file:
+ *	The last three fields are written last, in place, before the
+ *	fsync; a file whose length disagrees with it is refused as
+ *	corrupt. The state file:
  *
  *	  OUTBOX-STATE 1
  *	  attempts 3
@@ -52,7 +53,7 @@
 
 #define SPOOL_BASE	"/var/spool/outbox"
 #define SPOOL_ENV_MAX	(16 * 1024 * 1024)	/* envelope header bytes */
-#define SPOOL_STALE	10			/* seconds before tmp/ cleanup */
+#define SPOOL_STALE	10			/* seconds until tmp/ cleanup */
 
 /* the half-written file that log_die must remove */
 static struct spool_writer *spool_armed;
@@ -139,12 +140,12 @@ int spool_open(const struct conf *c, struct spool *s, enum spool_open_mode m)
 	int basefd;
 	char *name = spool_locate(c, &basefd);
 	struct buf shown = BUF_INIT(PATH_MAX);
+	const char *base = getenv("OUTBOX_SPOOL_BASE");
 
 	s->qfd = s->tmpfd = -1;
 	if (basefd >= 0)
-		buf_printf(&shown, "%s/%s", getenv("OUTBOX_SPOOL_BASE") &&
-			   *getenv("OUTBOX_SPOOL_BASE") ?
-			   getenv("OUTBOX_SPOOL_BASE") : SPOOL_BASE, name);
+		buf_printf(&shown, "%s/%s", base && *base ? base : SPOOL_BASE,
+			   name);
 	else
 		buf_puts(&shown, name);
 	s->path = buf_steal(&shown);
@@ -467,7 +468,7 @@ static int spool_parse_line(struct spool_msg *m, char *line)
 		m->sender = xstrdup(v);
 		return 0;
 	}
-	if (strcmp(line, "rcpt") == 0 && *v) {
+	if (strcmp(line, "rcpt") == 0 && *v && *v != ' ') {	/* an address */
 		spool_add_rcpt(m, v);
 		return 0;
 	}
@@ -612,8 +613,9 @@ static int spool_read_fd(struct spool *s, int fd, struct spool_msg *m,
 		rc = spool_parse_head(m, &b);
 	}
 	buf_free(&b);
+	/* data_len is any decimal the file holds: subtract, never add */
 	if (rc < 0 || fstat(fd, &st) < 0 ||
-	    st.st_size != m->data_off + m->data_len) {
+	    st.st_size - m->data_off != m->data_len) {
 		snprintf(err, errlen, "%s: corrupt queue file, left alone",
 			 m->id);
 		return -1;
@@ -858,7 +860,8 @@ static void spool_clean_orphan(struct spool *s, const char *name)
 	char id[SPOOL_ID_MAX];
 	size_t len = strlen(name);
 
-	if (len < 4 || len - 3 >= sizeof(id) || strcmp(name + len - 3, ".st"))
+	if (len < 4 || len - 3 >= sizeof(id) ||
+	    strcmp(name + len - 3, ".st") != 0)
 		return;
 	memcpy(id, name, len - 3);
 	id[len - 3] = '\0';

@@ -79,7 +79,7 @@ struct spool_msg {
 	char *body;	/* "7BIT" or "8BITMIME" */
 	char *mail_dsn;	/* NULL or "RET=.. ENVID=.." */
 	enum spool_utf8 smtputf8;
-	struct strlist dkim;	/* DKIM-Signature fields sent first (TAB=fold) */
+	struct strlist dkim;	/* DKIM-Signature fields sent first, TAB=fold */
 	time_t arrival;
 	off_t data_off;	/* where the message starts in the file */
 	off_t data_len;
@@ -90,7 +90,7 @@ struct spool_msg {
 	time_t last_try;
 	time_t next_try;	/* the queue runner waits until then */
 	bool held;		/* on hold: never tried until released */
-	bool notified;		/* the submitter was told (exit 69): no bounce */
+	bool notified;		/* submitter was told (exit 69): no bounce */
 	bool conn_fail;		/* last attempt failed before MAIL: no expiry */
 	char *error;	/* last message-level error, NULL if none */
 };

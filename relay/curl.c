@@ -46,7 +46,8 @@ const struct curl_api *curl_api(char *err, size_t len)
 	if (loaded)
 		return &api;
 	if ((lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, len, "cannot load %s: %s", CURL_SONAME, dlerror());
+		snprintf(err, len, "cannot load %s: %s", CURL_SONAME,
+			 dlerror());
 		return NULL;
 	}
 	for (size_t i = 0; i < sizeof(fns) / sizeof(*fns); i++) {

@@ -313,6 +313,7 @@ static int json_number(struct json *j, double *v)
 	return 0;
 }
 
+/* NOLINTBEGIN(misc-no-recursion): depth stops at OAUTH2_DEPTH_MAX */
 static int json_skip(struct json *j, int depth);
 
 /* json_skip_items - the rest of an array or object after its bracket */
@@ -368,6 +369,7 @@ static int json_skip(struct json *j, int depth)
 		return json_number(j, NULL);
 	}
 }
+/* NOLINTEND(misc-no-recursion) */
 
 /* json_text - a string member outbox keeps; null leaves it NULL */
 static int json_text(struct json *j, char **slot)
@@ -715,7 +717,8 @@ static int oauth2_names(struct oauth2_run *run, char *err, size_t errlen)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
-		safe[i] = strchr(OAUTH2_NAME_CHARS, relay[i]) ? relay[i] : '-';
+		safe[i] = (char)(strchr(OAUTH2_NAME_CHARS, relay[i]) ?
+				 relay[i] : '-');
 	safe[n] = '\0';
 	snprintf(run->name, sizeof(run->name), "oauth2-%s", safe);
 	snprintf(run->lock, sizeof(run->lock), "oauth2-%s.lock", safe);
@@ -991,7 +994,7 @@ static void oauth2_printable(const char *s, char *out, size_t len)
 	size_t n = 0;
 
 	for (; s && *s && n + 1 < len; s++)
-		out[n++] = *s >= ' ' && *s <= '~' ? *s : '?';
+		out[n++] = (char)(*s >= ' ' && *s <= '~' ? *s : '?');
 	out[n] = '\0';
 }
 

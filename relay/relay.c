@@ -351,6 +351,14 @@ static void relay_why(struct relay *r, CURLcode rc, char *err, size_t len)
 	const char *what;
 
 	r->step = relay_classify(rc, &what);
+	if (rc == CURLE_WEIRD_SERVER_REPLY && c->tls == CONF_TLS_STARTTLS &&
+	    r->tls_done) {
+		/* bytes after "220" to STARTTLS, before the handshake: an
+		 * injection attempt (CVE-2021-22947) that libcurl refused */
+		r->step = RELAY_STEP_TLS;
+		what = "unexpected data after STARTTLS, before the TLS "
+		    "handshake";
+	}
 	if (rc == CURLE_LOGIN_DENIED)
 		detail = r->last.code && r->last.code != 250 ?
 		    buf_str(&r->last.text) :
@@ -517,6 +525,8 @@ static int relay_fill(struct relay *r, time_t deadline)
 	char chunk[16384];
 
 	if (r->in_pos) {
+		/* in_pos grows only past bytes found in in.data: not NULL */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		memmove(r->in.data, r->in.data + r->in_pos,
 			r->in.len - r->in_pos);
 		r->in.len -= r->in_pos;
@@ -600,8 +610,8 @@ static void txn_verdict(struct spool_rcpt *rc, const struct smtp_reply *rep)
 {
 	int cls = rep->code / 100;
 
-	rc->state = cls == 2 ? RCPT_DONE : cls == 5 ? RCPT_FAILED :
-	    RCPT_PENDING;
+	rc->state = (char)(cls == 2 ? RCPT_DONE : cls == 5 ? RCPT_FAILED :
+			   RCPT_PENDING);
 	free(rc->reply);
 	rc->reply = xstrdup(buf_str(&rep->text));
 }

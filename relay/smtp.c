@@ -3,6 +3,7 @@
  *	smtp - the pure parts of the SMTP client
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,7 +31,7 @@ static void smtp_text_append(struct buf *b, const char *p, size_t n)
 	for (size_t i = 0; i < n && b->len < SMTP_TEXT_MAX; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		buf_putc(b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
+		buf_putc(b, (char)(c < 0x20 || c == 0x7f ? ' ' : c));
 	}
 }
 
@@ -83,27 +84,42 @@ static bool smtp_kw(const char *p, size_t n, const char *kw)
 	    (n == k || p[k] == ' ' || p[k] == '=');
 }
 
-/* smtp_caps_line - record the EHLO keyword line "SIZE 1000" etc. */
-void smtp_caps_line(struct smtp_caps *c, const char *p, size_t n)
+/* smtp_number - the decimal number that starts p, reading no further
+ * than n bytes; 0 if there is none, ULONG_MAX if it does not fit */
+static unsigned long smtp_number(const char *p, size_t n)
 {
-	if (smtp_kw(p, n, "PIPELINING"))
+	unsigned long v = 0;
+
+	for (size_t i = 0; i < n && isdigit((unsigned char)p[i]); i++) {
+		unsigned long d = (unsigned long)(p[i] - '0');
+
+		if (v > (ULONG_MAX - d) / 10)
+			return ULONG_MAX;
+		v = v * 10 + d;
+	}
+	return v;
+}
+
+/* smtp_caps_line - record the EHLO keyword line "SIZE 1000" etc. */
+void smtp_caps_line(struct smtp_caps *c, const char *keyword, size_t len)
+{
+	if (smtp_kw(keyword, len, "PIPELINING"))
 		c->pipelining = true;
-	else if (smtp_kw(p, n, "8BITMIME"))
+	else if (smtp_kw(keyword, len, "8BITMIME"))
 		c->eightbit = true;
-	else if (smtp_kw(p, n, "DSN"))
+	else if (smtp_kw(keyword, len, "DSN"))
 		c->dsn = true;
-	else if (smtp_kw(p, n, "SMTPUTF8"))
+	else if (smtp_kw(keyword, len, "SMTPUTF8"))
 		c->smtputf8 = true;
-	else if (smtp_kw(p, n, "STARTTLS"))
+	else if (smtp_kw(keyword, len, "STARTTLS"))
 		c->starttls = true;
-	else if (smtp_kw(p, n, "AUTH"))
+	else if (smtp_kw(keyword, len, "AUTH"))
 		c->auth = true;
-	else if (smtp_kw(p, n, "ENHANCEDSTATUSCODES"))
+	else if (smtp_kw(keyword, len, "ENHANCEDSTATUSCODES"))
 		c->enhanced = true;
-	else if (smtp_kw(p, n, "SIZE")) {
+	else if (smtp_kw(keyword, len, "SIZE")) {
 		c->size = true;
-		c->size_max = n > 5 && isdigit((unsigned char)p[5]) ?
-		    strtoul(p + 5, NULL, 10) : 0;
+		c->size_max = len > 5 ? smtp_number(keyword + 5, len - 5) : 0;
 	}
 }
 

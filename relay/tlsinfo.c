@@ -44,6 +44,7 @@ static int tls_ssl_api(struct ssl_api *a)
 	f[1] = dlsym(lib, "SSL_get_current_cipher");
 	f[2] = dlsym(lib, "SSL_CIPHER_get_name");
 	f[3] = dlsym(lib, "SSL_get1_peer_certificate");
+	dlclose(lib);		/* libcurl keeps libssl loaded */
 	if (!f[0] || !f[1] || !f[2] || !f[3])
 		return -1;
 	memcpy(&a->get_version, &f[0], sizeof(f[0]));

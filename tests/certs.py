@@ -17,14 +17,21 @@ dirpath:
                                      email:alice@example.com and
                                      DNS:client.test (for relay.Relay's
                                      client_cert= and AUTH EXTERNAL)
+    expired.pem / expired.key        like server.pem (signed by the CA,
+                                     localhost, 127.0.0.1, ::1) but valid
+                                     only from 2020-01-01 to 2020-01-02:
+                                     expired (made with "openssl ca
+                                     -startdate/-enddate", as OpenSSL 3.0
+                                     has no way to backdate with x509 or
+                                     req)
 
-All keys are RSA-2048, all signatures SHA-256, every certificate is
-valid for 2 days from now.  A private openssl config is used, so the
-result does not depend on the system's openssl.cnf.  Files that already
-exist are reused, so calling make_certs() twice on one directory is
-cheap; a directory made before a kind of certificate was added gets
-just the missing pairs, signed by its existing CA (only when the CA
-itself is missing is everything made anew).
+All keys are RSA-2048, all signatures SHA-256, every certificate but
+expired.pem is valid for 2 days from now.  A private openssl config is
+used, so the result does not depend on the system's openssl.cnf.  Files
+that already exist are reused, so calling make_certs() twice on one
+directory is cheap; a directory made before a kind of certificate was
+added gets just the missing pairs, signed by its existing CA (only when
+the CA itself is missing is everything made anew).
 
 spki_sha256(pem_path) returns the base64 of the SHA-256 of a
 certificate's DER SubjectPublicKeyInfo: the public key pin that curl's
@@ -38,6 +45,7 @@ Run as a script to (re)create the files in a directory:
 import base64
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -90,6 +98,19 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 subjectAltName = email:alice@example.com, DNS:client.test
+
+# "openssl ca" for expired.pem: its database lives in expired-ca/
+[ca_expired]
+database = expired-ca/index.txt
+new_certs_dir = expired-ca
+serial = expired-ca/serial
+default_md = sha256
+policy = policy_cn
+unique_subject = no
+email_in_dn = no
+
+[policy_cn]
+commonName = supplied
 """
 
 # name -> (subject, extensions section, signed by the CA?)
@@ -98,7 +119,11 @@ _LEAVES = {
     "wrong": ("/CN=wrong.example", "v3_wrong", True),
     "selfsigned": ("/CN=localhost", "v3_self", False),
     "client": ("/CN=alice", "v3_client", True),
+    "expired": ("/CN=localhost", "v3_server", True),
 }
+
+# validity of expired.pem (openssl ca -startdate/-enddate)
+EXPIRED_START, EXPIRED_END = "20200101000000Z", "20200102000000Z"
 
 
 def _openssl(*args, cwd):
@@ -127,12 +152,28 @@ def _paths(dirpath):
     return d
 
 
+def _sign_expired(dirpath, cnf, paths, csr, section, pem):
+    """Have the CA sign csr with a validity that ended long ago."""
+    db = os.path.join(dirpath, "expired-ca")
+    shutil.rmtree(db, ignore_errors=True)
+    os.mkdir(db)
+    open(os.path.join(db, "index.txt"), "w").close()
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write(os.urandom(8).hex() + "\n")
+    _openssl("ca", "-batch", "-config", cnf, "-name", "ca_expired",
+             "-cert", paths["ca"], "-keyfile", paths["ca_key"], "-in", csr,
+             "-startdate", EXPIRED_START, "-enddate", EXPIRED_END,
+             "-extfile", cnf, "-extensions", section, "-notext",
+             "-out", pem, cwd=dirpath)
+    shutil.rmtree(db)
+
+
 def make_certs(dirpath):
     """Create (or reuse) the test certificates in dirpath.
 
     Returns a dict of absolute paths:
         ca, ca_key, server, server_key, wrong, wrong_key,
-        selfsigned, selfsigned_key, client, client_key
+        selfsigned, selfsigned_key, client, client_key, expired, expired_key
     plus 'dir' (the directory itself).
     """
     dirpath = os.path.abspath(str(dirpath))
@@ -167,10 +208,13 @@ def make_certs(dirpath):
                      "-nodes", "-subj", subject, "-keyout", key, "-out", csr,
                      cwd=dirpath)
             serial = "0x" + os.urandom(8).hex()
-            _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"],
-                     "-CAkey", paths["ca_key"], "-set_serial", serial,
-                     "-sha256", "-days", DAYS, "-extfile", cnf,
-                     "-extensions", section, "-out", pem, cwd=dirpath)
+            if name == "expired":
+                _sign_expired(dirpath, cnf, paths, csr, section, pem)
+            else:
+                _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"],
+                         "-CAkey", paths["ca_key"], "-set_serial", serial,
+                         "-sha256", "-days", DAYS, "-extfile", cnf,
+                         "-extensions", section, "-out", pem, cwd=dirpath)
             os.unlink(csr)
         else:
             _openssl("req", "-config", cnf, "-x509", "-newkey", "rsa:2048",

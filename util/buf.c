@@ -11,12 +11,13 @@
 #include <sysexits.h>
 
 #include "util/buf.h"
+#include "util/crash.h"
 #include "util/log.h"
 
 /* xmalloc - malloc or die */
 void *xmalloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
+	void *p = crash_alloc_fail() ? NULL : malloc(n ? n : 1);
 
 	if (p == NULL)
 		log_die(EX_OSERR, "out of memory (%zu bytes)", n);
@@ -26,7 +27,8 @@ void *xmalloc(size_t n)
 /* xcalloc - calloc or die */
 void *xcalloc(size_t n, size_t size)
 {
-	void *p = calloc(n ? n : 1, size ? size : 1);
+	void *p = crash_alloc_fail() ? NULL : calloc(n ? n : 1,
+							 size ? size : 1);
 
 	if (p == NULL)
 		log_die(EX_OSERR, "out of memory (%zu x %zu bytes)", n, size);
@@ -36,7 +38,7 @@ void *xcalloc(size_t n, size_t size)
 /* xrealloc - realloc or die */
 void *xrealloc(void *old, size_t n)
 {
-	void *p = realloc(old, n ? n : 1);
+	void *p = crash_alloc_fail() ? NULL : realloc(old, n ? n : 1);
 
 	if (p == NULL)
 		log_die(EX_OSERR, "out of memory (%zu bytes)", n);

@@ -66,6 +66,9 @@ void log_set_die_hook(void (*fn)(int, const char *))
 
 /* log_emit - format once, send to stderr and/or syslog */
 static void log_emit(int prio, bool to_stderr, bool to_syslog,
+		     const char *fmt, va_list ap) LOG_FMT(4, 0);
+
+static void log_emit(int prio, bool to_stderr, bool to_syslog,
 		     const char *fmt, va_list ap)
 {
 	char text[2048];

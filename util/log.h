@@ -13,8 +13,8 @@
  *	program, is waiting) and -v is not already telling it.
  *	A foreground queue runner (log_set_foreground) also writes its notes
  *	to stderr when there is no syslog to take them (no /dev/log, as in
- *	most containers). In -bs mode stderr is silenced: the SMTP dialogue is the only
- *	channel to the client.
+ *	most containers). In -bs mode stderr is silenced: the SMTP
+ *	dialogue is the only channel to the client.
  *
  *	Nothing that holds a secret may be passed to these functions.
  */

@@ -27,6 +27,7 @@ static void sys_passwd(void)
 
 	if (sys_login_name)
 		return;
+	/* cppcheck-suppress getpwuidCalled ; only the main thread calls it */
 	pw = getpwuid(getuid());
 	if (pw == NULL) {
 		snprintf(num, sizeof(num), "uid%u", (unsigned)getuid());

@@ -32,6 +32,7 @@
 #define T_SHOW_MAX	240	/* longest value shown in a failure */
 
 extern const struct t_test t_oauth2_tests[];	/* relay/oauth2.c */
+extern const struct t_test t_strlist_tests[];	/* util/strlist.c */
 static const struct t_test *const t_suites[] = {
 	t_addr_tests,
 	t_header_tests,
@@ -39,6 +40,7 @@ static const struct t_test *const t_suites[] = {
 	t_conf_tests,
 	t_spool_tests,
 	t_oauth2_tests,
+	t_strlist_tests,
 };
 
 static const char *t_current;	/* name of the running test */

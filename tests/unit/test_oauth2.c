@@ -523,7 +523,7 @@ static void oauth2_cache_first_use_written(void)
 	text = t_read_file(f.cache);
 	p = text ? strstr(text, "expires ") : NULL;
 	if (T_CHECK(p != NULL)) {
-		expires = atoll(p + 8);
+		expires = strtoll(p + 8, NULL, 10);
 		T_CHECK(expires >= (long long)time(NULL) + 3590 &&
 			expires <= (long long)time(NULL) + 3600);
 	}
@@ -811,8 +811,10 @@ static void oauth2_token_file_refused(void)
 static _Noreturn void racer(struct fix *f)
 {
 	char *tok = fix_token(f, false);
+	int ok = tok && strcmp(tok, "at-race") == 0;
 
-	_exit(tok && strcmp(tok, "at-race") == 0 ? 0 : 1);
+	free(tok);
+	_exit(ok ? 0 : 1);
 }
 
 /* processes that want a token together: one refreshes, the others wait
