@@ -62,6 +62,10 @@ check: style $(BIN) $(BUILD)/unit
 	$(MAKE) fuzz-regress
 	OUTBOX_SENDMAIL=$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
+# What CI runs after make check: the suite under the sanitizers, the
+# static analysis and a short run of every fuzzer.
+check-hardening: check-asan lint fuzz-ci
+
 # The whole suite on an AddressSanitizer + UndefinedBehaviorSanitizer build.
 check-asan:
 	$(MAKE) SAN=1 BUILD=build/asan BIN=build/asan/sendmail check
@@ -191,5 +195,5 @@ bench: sendmail
 clean:
 	rm -rf $(BUILD) sendmail
 
-.PHONY: all check check-asan check-valgrind install demo bench clean fuzz fuzz-ci \
+.PHONY: all check check-hardening check-asan check-valgrind install demo bench clean fuzz fuzz-ci \
 	fuzz-regress fuzz-build fuzz-bins
