@@ -10,6 +10,7 @@
 #include "queue/mailq.h"
 #include "queue/spool.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 #define MAILQ_INDENT 51		/* where the sender column starts */
 
@@ -48,33 +49,6 @@ static void mailq_text(const struct spool_msg *m)
 	putchar('\n');
 }
 
-/* json_utf8_len - length of the well-formed UTF-8 sequence at the NUL-
- * terminated p (no overlong form, no surrogate, nothing above
- * U+10FFFF), 0 if there is none */
-static size_t json_utf8_len(const unsigned char *p)
-{
-	unsigned cp, min;
-	size_t n;
-
-	if ((p[0] & 0xe0) == 0xc0) {
-		n = 2, cp = p[0] & 0x1fu, min = 0x80;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3, cp = p[0] & 0x0fu, min = 0x800;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		n = 4, cp = p[0] & 0x07u, min = 0x10000;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)	/* also stops at the NUL */
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* json_str - a JSON string, or null; JSON is UTF-8, a relay's reply
  * need not be: a byte that is not UTF-8 becomes U+FFFD */
 static void json_str(const char *s)
@@ -93,7 +67,7 @@ static void json_str(const char *s)
 			printf("\\u%04x", *p);
 		} else if (*p < 0x80) {
 			putchar(*p);
-		} else if ((n = json_utf8_len(p)) == 0) {
+		} else if ((n = utf8_len(p, 4)) == 0) {	/* stops at NUL */
 			fputs("\\ufffd", stdout);
 		} else {
 			fwrite(p, 1, n, stdout);

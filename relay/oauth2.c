@@ -27,6 +27,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/sys.h"
+#include "util/utf8.h"
 
 #define OAUTH2_REPLY_MAX	(64 * 1024)	/* token endpoint reply */
 #define OAUTH2_CACHE_MAX	(64 * 1024)	/* the cache file */
@@ -208,36 +209,6 @@ static int json_escape(struct json *j, struct buf *out)
 	return buf_putc(out, to[k - from]);
 }
 
-/* json_utf8_len - length of the well-formed UTF-8 sequence at p (no
- * overlong form, no surrogate, nothing above U+10FFFF); 0 if none */
-static size_t json_utf8_len(const unsigned char *p, size_t avail)
-{
-	unsigned cp, min;
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		n = 2, cp = p[0] & 0x1fu, min = 0x80;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3, cp = p[0] & 0x0fu, min = 0x800;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		n = 4, cp = p[0] & 0x07u, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* json_string - a string, decoded into out */
 static int json_string(struct json *j, struct buf *out)
 {
@@ -257,7 +228,7 @@ static int json_string(struct json *j, struct buf *out)
 				return -1;
 			continue;
 		}
-		n = json_utf8_len(c, (size_t)(j->end - j->p));
+		n = utf8_len(c, (size_t)(j->end - j->p));
 		if (*c < 0x20 || n == 0 || buf_append(out, c, n) < 0)
 			return -1;
 		j->p += n;
