@@ -18,7 +18,12 @@ def age_tmp(ob):
     if os.path.isdir(d):
         old = time.time() - 60
         for f in os.listdir(d):
-            os.utime(os.path.join(d, f), (old, old))
+            # A background flush may remove a file between the listing
+            # and the touch: that is the flush working, not a fault.
+            try:
+                os.utime(os.path.join(d, f), (old, old))
+            except FileNotFoundError:
+                pass
 
 
 def drain(ob, rounds=10):
