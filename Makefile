@@ -5,15 +5,16 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 PYTHON  ?= /usr/bin/python3
 
-# libcurl is compiled against but not linked: relay/curl.c loads it
-# when a relay is contacted, so queueing, mailq and -bv start fast.
-PKGS    := libcurl libcrypto inih
+# libcurl is compiled against but not linked: relay/curl.c loads it for
+# OAuth2 token requests only; SMTP to the relay is outbox's own, over
+# OpenSSL (relay/relay.h says why).
+PKGS    := libcurl libssl libcrypto inih
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -I.
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs libcrypto inih)
+LDLIBS  += $(shell pkg-config --libs libssl libcrypto inih)
 
 # Debian's libinih exposes its limits as globals; outbox raises the line
 # limit and turns continuation lines off where it can (conf/conf.c).

@@ -1,13 +1,14 @@
 /*
  * NAME
- *	curl - libcurl, loaded only when outbox talks to a relay
+ *	curl - libcurl, loaded only for an OAuth2 token request
  * DESCRIPTION
- *	libcurl and the thirty-odd libraries it pulls in cost a submission
- *	that only queues (-odq), mailq and -bv several milliseconds and
- *	megabytes at start-up. outbox therefore does not link it: curl_api()
- *	loads libcurl.so.4 with dlopen on first use and hands out the few
- *	functions the relay module calls. The headers are libcurl's own, so
- *	option names and constants come from the installed curl.h.
+ *	libcurl and the thirty-odd libraries it pulls in cost several
+ *	milliseconds and megabytes at start-up, so outbox does not link
+ *	it: curl_api() loads libcurl.so.4 with dlopen the first time an
+ *	OAuth2 access token must be fetched over HTTPS (relay/oauth2.c)
+ *	and hands out the few functions that needs. SMTP itself never
+ *	uses it (relay/relay.h). The headers are libcurl's own, so option
+ *	names and constants come from the installed curl.h.
  * DIAGNOSTICS
  *	curl_api() returns NULL with err filled in when libcurl cannot be
  *	loaded: the delivery attempt then fails like an unreachable relay

@@ -2,23 +2,24 @@
  * NAME
  *	relay - one SMTP session with the configured smarthost
  * DESCRIPTION
- *	See relay.h for the design. The connect phase (libcurl) and the
- *	transaction (ours) share nothing but the socket and the TLS
- *	session inside the curl handle.
+ *	See relay.h for the design. The connect phase reads each reply
+ *	before the connect_timeout deadline (or the per-reply timeout, if
+ *	sooner); the transaction has its own per-reply timeouts.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "relay/curl.h"
+#include "relay/net.h"
 #include "relay/oauth2.h"
 #include "relay/relay.h"
+#include "relay/sasl.h"
+#include "relay/tlscache.h"
 #include "message/addr.h"
 #include "message/dkim.h"
 #include "util/buf.h"
@@ -27,238 +28,245 @@
 
 #define RELAY_IN_MAX	(64 * 1024)	/* unconsumed reply bytes */
 #define RELAY_CHUNK	65536		/* body bytes read per write */
+#define RELAY_AUTH_MAX	(16 * 1024)	/* an AUTH line (RFC 4954: 12288) */
 
-/* relay_sockopt - acknowledge at once: a server that writes a reply in
- * two segments (Nagle) otherwise waits for our delayed ACK, ~40 ms per
- * reply on Linux. TCP_QUICKACK wears off, so relay_fill sets it again */
-static int relay_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+static int relay_fail(struct relay *, enum relay_step, char *err, size_t len,
+		      const char *fmt, ...) LOG_FMT(5, 6);
+
+/* relay_fail - "relay H port P: <what>; nothing was sent", and the step */
+static int relay_fail(struct relay *r, enum relay_step step, char *err,
+		      size_t len, const char *fmt, ...)
 {
-	struct relay *r = arg;
-	int on = 1;
+	char what[1024];
+	va_list ap;
 
-	(void)purpose;
-	if (r)
-		r->sock = fd;	/* also for the connect phase's replies */
-	setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
-	return CURL_SOCKOPT_OK;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	r->step = step;
+	snprintf(err, len, "relay %s port %u: %s; nothing was sent",
+		 r->rc->host, r->rc->port, what);
+	return -1;
 }
 
-/* relay_debug - libcurl's debug callback: keeps acknowledging at once
- * through the TLS handshake, and notes the SASL mechanism used (only
- * the word after "AUTH ": the rest of that line is a credential) */
-static int relay_debug(CURL *h, curl_infotype type, char *data, size_t size,
-		       void *arg)
+/* relay_write - send everything, or fail and mark the session broken */
+static int relay_write(struct relay *r, const char *p, size_t n)
 {
-	struct relay *r = arg;
-	size_t n;
+	long long deadline = net_clock_ms() + 1000LL * r->rc->timeout;
 
-	(void)h;
-	if (r->sock != CURL_SOCKET_BAD)
-		relay_sockopt(NULL, r->sock, CURLSOCKTYPE_IPCXN);
-	if (type == CURLINFO_HEADER_OUT && size > 5 &&
-	    strncmp(data, "AUTH ", 5) == 0) {
-		for (n = 0; n + 5 < size && n + 1 < sizeof(r->mech); n++)
-			if (data[5 + n] == ' ' || data[5 + n] == '\r')
-				break;
-		memcpy(r->mech, data + 5, n);
-		r->mech[n] = '\0';
-		log_verbose(">>> AUTH %s (credentials not shown)", r->mech);
+	if (conn_send(&r->c, p, n, deadline) == 0)
+		return 0;
+	r->broken = true;
+	return -1;
+}
+
+/* relay_command - one command line (CRLF added), shown as shown */
+static int relay_command(struct relay *r, const char *line, const char *shown)
+{
+	struct buf b = BUF_INIT(RELAY_AUTH_MAX + 2);
+	int rc;
+
+	log_verbose(">>> %s", shown ? shown : line);
+	if (buf_puts(&b, line) < 0 || buf_puts(&b, "\r\n") < 0) {
+		buf_free(&b);
+		return -1;
 	}
+	rc = relay_write(r, b.data, b.len);
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+/* relay_fill - receive more reply bytes */
+static int relay_fill(struct relay *r, long long deadline)
+{
+	char chunk[16384];
+	ssize_t n;
+
+	if (r->in_pos) {
+		/* in_pos grows only past bytes found in in.data: not NULL */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
+		memmove(r->in.data, r->in.data + r->in_pos,
+			r->in.len - r->in_pos);
+		r->in.len -= r->in_pos;
+		r->in_pos = 0;
+	}
+	if ((n = conn_recv(&r->c, chunk, sizeof(chunk), deadline)) <= 0)
+		return -1;
+	return buf_append(&r->in, chunk, (size_t)n);
+}
+
+/* relay_read - one complete reply before the deadline; each line also
+ * goes to lines ("250-PIPELINING\n") when it is not NULL */
+static int relay_read(struct relay *r, long long deadline,
+		      struct smtp_reply *rep, struct buf *lines)
+{
+	smtp_reply_reset(rep);
+	if (lines)
+		buf_reset(lines);
+	while (!rep->done) {
+		char *start = r->in.data ? r->in.data + r->in_pos : NULL;
+		char *nl = start ? memchr(start, '\n', r->in.len - r->in_pos) :
+		    NULL;
+		size_t len;
+
+		if (nl == NULL) {
+			if (relay_fill(r, deadline) < 0)
+				goto broken;
+			continue;
+		}
+		len = (size_t)(nl - start);
+		r->in_pos += len + 1;
+		if (len && start[len - 1] == '\r')
+			len--;
+		log_verbose("<<< %.*s", (int)len, start);
+		if (smtp_reply_add(rep, start, len) < 0)
+			goto broken;
+		if (lines)
+			buf_printf(lines, "%.*s\n", (int)len, start);
+	}
+	if (rep->code == 421)
+		r->broken = true;
 	return 0;
+broken:
+	r->broken = true;
+	return -1;
+}
+
+/* relay_reply - read one complete reply within timeout seconds */
+static int relay_reply(struct relay *r, long timeout, struct smtp_reply *rep)
+{
+	return relay_read(r, net_clock_ms() + 1000LL * timeout, rep, NULL);
+}
+
+/* relay_phase - a reply of the connect phase: the per-reply timeout or
+ * the phase's deadline, whichever comes first */
+static int relay_phase(struct relay *r, struct buf *lines, char *err,
+		       size_t len)
+{
+	long long d = net_clock_ms() + 1000LL * r->rc->timeout;
+
+	if (relay_read(r, d < r->deadline ? d : r->deadline, &r->last,
+		       lines) == 0)
+		return 0;
+	return relay_fail(r, RELAY_STEP_CONNECT, err, len, "%s",
+			  net_clock_ms() >= (d < r->deadline ? d : r->deadline)
+			  ? "timed out waiting for the relay" :
+			  "the relay closed the connection");
+}
+
+/* relay_caps - the EHLO keywords, from its reply lines */
+static void relay_caps(struct relay *r)
+{
+	const char *p = strchr(buf_str(&r->ehlo), '\n');
+
+	memset(&r->caps, 0, sizeof(r->caps));
+	while (p && p[1]) {
+		const char *end = strchr(p + 1, '\n');
+
+		if (end == NULL)
+			break;
+		if (end - p > 5)
+			smtp_caps_line(&r->caps, p + 5, (size_t)(end - p - 5));
+		p = end;
+	}
 }
 
 /* relay_observe - relay_probe(): the session as it stands after the
- * EHLO that follows TLS (an AUTH failure later loses the handle) */
-static void relay_observe(struct relay *r)
+ * EHLO that follows TLS */
+static void relay_observe(struct relay *r, const struct net_peer *peer)
 {
 	struct relay_info *i = r->info;
-	const char *ip = NULL;
-	const char *caps = buf_str(&r->ehlo);
+	const char *caps = strchr(buf_str(&r->ehlo), '\n');
 	size_t n = 0;
 
-	if (r->api->easy_getinfo(r->curl, CURLINFO_PRIMARY_IP, &ip) ==
-	    CURLE_OK && ip)
-		snprintf(i->address, sizeof(i->address), "%s", ip);
-	r->api->easy_getinfo(r->curl, CURLINFO_PRIMARY_PORT, &i->port);
-	if (r->rc->tls != CONF_TLS_NONE)
-		tls_describe(r->api, r->curl, i);
-	caps = strchr(caps, '\n');	/* the first line greets */
+	snprintf(i->address, sizeof(i->address), "%s", peer->address);
+	i->port = peer->port;
+	if (r->c.ssl)
+		tls_describe(r->c.ssl, i);
 	while (caps && caps[1] && n + 2 < sizeof(i->caps)) {
 		const char *end = strchr(caps + 1, '\n');
-		int len;
+		int k;
 
-		if (end == NULL)	/* a last line cut short: left out */
+		if (end == NULL)
 			break;
-		len = (int)(end - caps - 5);
-		if (len > 0)
+		k = (int)(end - caps - 5);
+		if (k > 0)
 			n += (size_t)snprintf(i->caps + n, sizeof(i->caps) - n,
-					      "%s%.*s", n ? ", " : "", len,
+					      "%s%.*s", n ? ", " : "", k,
 					      caps + 5);
 		caps = end;
 	}
 }
 
-/* relay_header - libcurl callback: every reply line of the connect phase */
-static size_t relay_header(char *p, size_t size, size_t n, void *arg)
+/* relay_ehlo - EHLO (HELO if the relay refuses it); the keywords */
+static int relay_ehlo(struct relay *r, char *err, size_t len)
 {
-	struct relay *r = arg;
-	size_t len = size * n;
-	bool first = r->last.done || r->last.code == 0;
-	int code;
-	bool last;
+	const char *name = r->rc->helo ? r->rc->helo : sys_fqdn();
+	struct buf cmd = BUF_INIT(1024);
+	int rc;
 
-	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-		len--;
-	log_verbose("<<< %.*s", (int)len, p);
-	if (r->sock != CURL_SOCKET_BAD)
-		relay_sockopt(NULL, r->sock, CURLSOCKTYPE_IPCXN);
-	if (smtp_reply_line(p, len, &code, &last) < 0)
-		return size * n;
-	if (first)
-		smtp_reply_reset(&r->last);
-	smtp_reply_add(&r->last, p, len);
-	if (code == 250 && first) {
-		memset(&r->caps, 0, sizeof(r->caps));	/* a new EHLO reply */
+	buf_printf(&cmd, "EHLO %s", name);
+	if (relay_command(r, buf_str(&cmd), NULL) < 0 ||
+	    relay_phase(r, &r->ehlo, err, len) < 0)
+		goto io;
+	if (r->last.code != 250) {
+		buf_reset(&cmd);
+		buf_printf(&cmd, "HELO %s", name);
+		if (relay_command(r, buf_str(&cmd), NULL) < 0 ||
+		    relay_phase(r, NULL, err, len) < 0)
+			goto io;
 		buf_reset(&r->ehlo);
-		r->ehlo_seen = true;
-	} else if (code == 250 && len > 4) {
-		smtp_caps_line(&r->caps, p + 4, len - 4);
 	}
-	if (code == 250)
-		buf_printf(&r->ehlo, "%.*s\n", (int)len, p);
-	if (code == 250 && last && r->tls_done && r->info)
-		relay_observe(r);
-	if (code == 220 && last && r->ehlo_seen)
-		r->tls_done = true;	/* 220 to STARTTLS: TLS follows */
-	if (code == 235 && last && r->tls_done)
-		r->auth_ok = true;
-	return size * n;
+	buf_free(&cmd);
+	relay_caps(r);
+	if (r->last.code == 250)
+		return 0;
+	return relay_fail(r, RELAY_STEP_CONNECT, err, len, "the relay refused "
+			  "EHLO and HELO: %s", buf_str(&r->last.text));
+io:
+	buf_free(&cmd);
+	rc = relay_fail(r, RELAY_STEP_CONNECT, err, len, "the relay closed "
+			"the connection or timed out after EHLO");
+	return rc;
 }
 
-/* relay_url - smtp[s]://host:port/ehlo-name */
-static void relay_url(const struct conf_relay *rc, struct buf *u)
+/* relay_tls - the handshake, verified, on the open socket */
+static int relay_tls(struct relay *r, char *err, size_t len)
 {
-	bool v6 = strchr(rc->host, ':') && rc->host[0] != '[';
+	char why[768];
+	bool verify;
 
-	buf_printf(u, "%s://%s%s%s:%u/%s",
-		   rc->tls == CONF_TLS_IMPLICIT ? "smtps" : "smtp",
-		   v6 ? "[" : "", rc->host, v6 ? "]" : "", rc->port,
-		   rc->helo ? rc->helo : sys_fqdn());
+	if (conn_tls(&r->c, r->rc, r->deadline, tlscache_slot(r->rc, r->dirfd),
+		     &verify, why, sizeof(why)) == 0) {
+		log_verbose("TLS: %s, %s%s", SSL_get_version(r->c.ssl),
+			    SSL_get_cipher_name(r->c.ssl),
+			    conn_resumed(&r->c) ? ", session resumed" : "");
+		return 0;
+	}
+	return relay_fail(r, r->c.ctx ? RELAY_STEP_TLS : RELAY_STEP_CONFIG,
+			  err, len, "%s", why);
 }
 
-/* relay_pins - "sha256//A;sha256//B" from the configured list */
-static void relay_pins(const char *v, struct buf *out)
+/* relay_starttls - STARTTLS, strictly: offered, 220, nothing after it */
+static int relay_starttls(struct relay *r, char *err, size_t len)
 {
-	while (*v) {
-		size_t n;
-
-		v += strspn(v, " \t,;");
-		if ((n = strcspn(v, " \t,;")) == 0)
-			break;
-		if (strncmp(v, "sha256//", 8) == 0) {
-			v += 8;
-			n -= 8;
-		}
-		buf_printf(out, "%ssha256//%.*s", out->len ? ";" : "", (int)n,
-			   v);
-		v += n;
-	}
-}
-
-/* relay_route - where to connect: address, source, IP version, proxy */
-static void relay_route(struct relay *r)
-{
-	const struct conf_relay *rc = r->rc;
-	struct buf b = BUF_INIT(1024);
-	bool v6 = rc->address && strchr(rc->address, ':') &&
-	    rc->address[0] != '[';
-
-	if (rc->address) {
-		buf_printf(&b, "::%s%s%s:%u", v6 ? "[" : "", rc->address,
-			   v6 ? "]" : "", rc->port);
-		r->connect_to = r->api->slist_append(NULL, buf_str(&b));
-		r->api->easy_setopt(r->curl, CURLOPT_CONNECT_TO, r->connect_to);
-		buf_reset(&b);
-	}
-	if (rc->source) {
-		buf_printf(&b, "host!%s", rc->source);
-		r->api->easy_setopt(r->curl, CURLOPT_INTERFACE, buf_str(&b));
-	}
-	r->api->easy_setopt(r->curl, CURLOPT_IPRESOLVE, rc->ip_version == 4 ?
-			 (long)CURL_IPRESOLVE_V4 : rc->ip_version == 6 ?
-			 (long)CURL_IPRESOLVE_V6 :
-			 (long)CURL_IPRESOLVE_WHATEVER);
-	/* an inherited all_proxy never applies: only the configured one */
-	r->api->easy_setopt(r->curl, CURLOPT_PROXY, rc->proxy ? rc->proxy : "");
-	buf_free(&b);
-}
-
-/* relay_tls - verified TLS: minimum version, trust, pins, client cert */
-static void relay_tls(struct relay *r)
-{
-	const struct conf_relay *rc = r->rc;
-	CURL *h = r->curl;
-	struct buf pins = BUF_INIT(4096);
-
-	r->api->easy_setopt(h, CURLOPT_USE_SSL, rc->tls == CONF_TLS_NONE ?
-			 (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
-	r->api->easy_setopt(h, CURLOPT_SSLVERSION, rc->tls_min == 13 ?
-			 (long)CURL_SSLVERSION_TLSv1_3 :
-			 (long)CURL_SSLVERSION_TLSv1_2);
-	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	r->api->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (rc->ca_file || rc->ca_path) {
-		/* they replace the system store, they do not add to it */
-		r->api->easy_setopt(h, CURLOPT_CAINFO, rc->ca_file);
-		r->api->easy_setopt(h, CURLOPT_CAPATH, rc->ca_path);
-	}
-	if (rc->pin_sha256) {
-		relay_pins(rc->pin_sha256, &pins);
-		r->api->easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, buf_str(&pins));
-	}
-	if (rc->client_cert) {
-		r->api->easy_setopt(h, CURLOPT_SSLCERT, rc->client_cert);
-		r->api->easy_setopt(h, CURLOPT_SSLKEY, rc->client_key ?
-				 rc->client_key : rc->client_cert);
-	}
-	r->api->easy_setopt(h, CURLOPT_CERTINFO, 1L);
-	buf_free(&pins);
-}
-
-/* relay_setopts - a hardened handle: verified TLS, no fallback */
-static void relay_setopts(struct relay *r, const char *url)
-{
-	const struct conf_relay *rc = r->rc;
-	CURL *h = r->curl;
-
-	r->api->easy_setopt(h, CURLOPT_URL, url);
-	r->api->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-	r->api->easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-	r->api->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	r->api->easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	r->api->easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	r->api->easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, relay_sockopt);
-	r->api->easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
-	r->api->easy_setopt(h, CURLOPT_DEBUGFUNCTION, relay_debug);
-	r->api->easy_setopt(h, CURLOPT_DEBUGDATA, r);
-	r->api->easy_setopt(h, CURLOPT_VERBOSE, 1L);
-	r->api->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, rc->connect_timeout);
-	r->api->easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, rc->timeout);
-	r->api->easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
-	r->api->easy_setopt(h, CURLOPT_HEADERFUNCTION, relay_header);
-	r->api->easy_setopt(h, CURLOPT_HEADERDATA, r);
-	relay_route(r);
-	relay_tls(r);
-}
-
-/* relay_login_options - "AUTH=PLAIN;AUTH=LOGIN": only what is allowed,
- * never libcurl's own choice among everything the server offers */
-static void relay_login_options(unsigned auth, struct buf *out)
-{
-	for (unsigned bit = 1; bit <= AUTH_EXTERNAL; bit <<= 1)
-		if (auth & bit)
-			buf_printf(out, "%sAUTH=%s", out->len ? ";" : "",
-				   conf_auth_name(bit));
+	if (!r->caps.starttls)
+		return relay_fail(r, RELAY_STEP_TLS, err, len, "STARTTLS not "
+				  "offered or refused: the relay did not offer"
+				  " STARTTLS");
+	if (relay_command(r, "STARTTLS", NULL) < 0 ||
+	    relay_phase(r, NULL, err, len) < 0)
+		return -1;
+	if (r->last.code != 220)
+		return relay_fail(r, RELAY_STEP_TLS, err, len, "STARTTLS not "
+				  "offered or refused: %s",
+				  buf_str(&r->last.text));
+	if (r->in_pos < r->in.len)
+		return relay_fail(r, RELAY_STEP_TLS, err, len, "unexpected "
+				  "data after STARTTLS, before the TLS "
+				  "handshake");
+	return relay_tls(r, err, len);
 }
 
 /* relay_secret - the password or bearer token, from its source */
@@ -273,143 +281,135 @@ static char *relay_secret(struct relay *r, bool force, char *err,
 	return conf_password(rc, err, errlen);
 }
 
-/* relay_setauth - credentials and the allowed mechanisms */
-static int relay_setauth(struct relay *r, bool force, char *err,
-			 size_t errlen)
+/* relay_sasl - the exchange after "AUTH MECH": 334s answered, to the end */
+static int relay_sasl(struct relay *r, const struct sasl_cred *cred,
+		      unsigned mech, char *err, size_t len)
+{
+	struct buf line = BUF_INIT(RELAY_AUTH_MAX);
+	char shown[64];
+	int rc = -1;
+
+	if (sasl_start(cred, mech, &line) < 0)
+		goto out;
+	snprintf(r->mech, sizeof(r->mech), "%s", conf_auth_name(mech));
+	snprintf(shown, sizeof(shown), "AUTH %s (credentials not shown)",
+		 r->mech);
+	if (relay_command(r, buf_str(&line), shown) < 0)
+		goto out;
+	for (unsigned step = 0; step < 4; step++) {
+		if (relay_phase(r, NULL, err, len) < 0)
+			goto out;
+		if (r->last.code != 334)
+			break;
+		explicit_bzero(line.data, line.len);
+		buf_reset(&line);
+		/* the text after "334 " is the challenge */
+		if (sasl_step(cred, mech, step, buf_str(&r->last.text) + 4,
+			      &line) < 0)
+			buf_puts(&line, "*");	/* cancel (RFC 4954 4) */
+		if (relay_command(r, buf_str(&line), "(credentials not shown)")
+		    < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	explicit_bzero(line.data, line.len);
+	buf_free(&line);
+	return rc;
+}
+
+/* relay_auth - AUTH with an allowed mechanism the relay offers */
+static int relay_auth(struct relay *r, const char *secret, char *err,
+		      size_t len)
 {
 	const struct conf_relay *rc = r->rc;
-	struct buf opts = BUF_INIT(256);
-	char *secret = NULL;
+	struct sasl_cred cred = { rc->user, secret, rc->host, rc->port };
+	unsigned mech;
+	int rv;
 
 	if (rc->auth == 0)
 		return 0;
-	if ((rc->auth & ~AUTH_EXTERNAL) &&
-	    (secret = relay_secret(r, force, err, errlen)) == NULL) {
+	if (!r->caps.auth)
+		return relay_fail(r, RELAY_STEP_AUTH, err, len, "did not "
+				  "offer AUTH after TLS");
+	if ((mech = sasl_pick(rc->auth, buf_str(&r->ehlo), secret != NULL))
+	    == 0)
+		rv = relay_fail(r, RELAY_STEP_AUTH, err, len, "authentication "
+				"failed: no allowed mechanism offered (see "
+				"auth in outbox(8))");
+	else if ((rv = relay_sasl(r, &cred, mech, err, len)) == 0 &&
+		 r->last.code != 235)
+		rv = relay_fail(r, RELAY_STEP_AUTH, err, len, "authentication "
+				"failed: %s", buf_str(&r->last.text));
+	r->auth_ok = rv == 0;
+	return rv;
+}
+
+/* relay_greeting - the relay's 220 */
+static int relay_greeting(struct relay *r, char *err, size_t len)
+{
+	if (relay_phase(r, NULL, err, len) < 0)
+		return -1;
+	if (r->last.code == 220)
+		return 0;
+	return relay_fail(r, RELAY_STEP_CONNECT, err, len, "cannot connect: "
+			  "the relay greeted with %s", buf_str(&r->last.text));
+}
+
+/* relay_session - TCP, TLS, EHLO and AUTH with this secret */
+static int relay_session(struct relay *r, const char *secret, char *err,
+			 size_t len)
+{
+	const struct conf_relay *rc = r->rc;
+	struct net_peer peer;
+	enum net_fail fail;
+	char why[768];
+
+	log_verbose("connecting to %s port %u", rc->host, rc->port);
+	if ((r->c.fd = net_connect(rc, r->deadline, &peer, &fail, why,
+				   sizeof(why))) < 0)
+		return relay_fail(r, fail == NET_RESOLVE ? RELAY_STEP_RESOLVE :
+				  RELAY_STEP_CONNECT, err, len, "%s", why);
+	if (rc->tls == CONF_TLS_IMPLICIT && relay_tls(r, err, len) < 0)
+		return -1;
+	if (relay_greeting(r, err, len) < 0 || relay_ehlo(r, err, len) < 0)
+		return -1;
+	if (rc->tls == CONF_TLS_STARTTLS &&
+	    (relay_starttls(r, err, len) < 0 || relay_ehlo(r, err, len) < 0))
+		return -1;
+	if (r->info)
+		relay_observe(r, &peer);
+	return relay_auth(r, secret, err, len);
+}
+
+/* relay_connect - one connect phase; the secret is fetched first, so a
+ * missing one costs the relay no connection */
+static int relay_connect(struct relay *r, bool force, char *err, size_t len)
+{
+	char *secret = NULL;
+	int rv;
+
+	r->deadline = net_clock_ms() + 1000LL * r->rc->connect_timeout;
+	r->auth_ok = false;
+	if ((r->rc->auth & ~AUTH_EXTERNAL) &&
+	    (secret = relay_secret(r, force, err, len)) == NULL) {
 		r->step = RELAY_STEP_SECRET;
 		return -1;
 	}
-	if (rc->user)
-		r->api->easy_setopt(r->curl, CURLOPT_USERNAME, rc->user);
-	/* libcurl picks EXTERNAL only when there is no password */
-	if (secret && (rc->auth & ~(AUTH_BEARER | AUTH_EXTERNAL)))
-		r->api->easy_setopt(r->curl, CURLOPT_PASSWORD, secret);
-	if (secret && (rc->auth & AUTH_BEARER))
-		r->api->easy_setopt(r->curl, CURLOPT_XOAUTH2_BEARER, secret);
-	relay_login_options(rc->auth, &opts);
-	r->api->easy_setopt(r->curl, CURLOPT_LOGIN_OPTIONS, buf_str(&opts));
-	r->api->easy_setopt(r->curl, CURLOPT_SASL_IR, 1L);
-	buf_free(&opts);
+	rv = relay_session(r, secret, err, len);
 	if (secret) {
 		explicit_bzero(secret, strlen(secret));
 		free(secret);
 	}
-	return 0;
+	return rv;
 }
 
-/* relay_classify - which step a libcurl error belongs to, in words */
-static enum relay_step relay_classify(CURLcode rc, const char **what)
-{
-	switch (rc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		*what = "cannot resolve the host name";
-		return RELAY_STEP_RESOLVE;
-	case CURLE_USE_SSL_FAILED:
-		*what = "STARTTLS not offered or refused";
-		return RELAY_STEP_TLS;
-	case CURLE_PEER_FAILED_VERIFICATION:
-		*what = "certificate verification failed";
-		return RELAY_STEP_TLS;
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		*what = "the certificate's public key does not match "
-		    "pin_sha256";
-		return RELAY_STEP_TLS;
-	case CURLE_SSL_CERTPROBLEM:
-		*what = "cannot use the client certificate";
-		return RELAY_STEP_TLS;
-	case CURLE_SSL_CONNECT_ERROR:
-		*what = "TLS handshake failed";
-		return RELAY_STEP_TLS;
-	case CURLE_LOGIN_DENIED:
-		*what = "authentication failed";
-		return RELAY_STEP_AUTH;
-	case CURLE_OPERATION_TIMEDOUT:
-		*what = "timed out";
-		return RELAY_STEP_CONNECT;
-	default:
-		*what = "cannot connect";
-		return RELAY_STEP_CONNECT;
-	}
-}
-
-/* relay_why - one line for a failed connect phase */
-static void relay_why(struct relay *r, CURLcode rc, char *err, size_t len)
-{
-	const struct conf_relay *c = r->rc;
-	const char *detail = r->errbuf[0] ? r->errbuf :
-	    r->api->easy_strerror(rc);
-	const char *what;
-
-	r->step = relay_classify(rc, &what);
-	if (rc == CURLE_WEIRD_SERVER_REPLY && c->tls == CONF_TLS_STARTTLS &&
-	    r->tls_done) {
-		/* bytes after "220" to STARTTLS, before the handshake: an
-		 * injection attempt (CVE-2021-22947) that libcurl refused */
-		r->step = RELAY_STEP_TLS;
-		what = "unexpected data after STARTTLS, before the TLS "
-		    "handshake";
-	}
-	if (rc == CURLE_LOGIN_DENIED)
-		detail = r->last.code && r->last.code != 250 ?
-		    buf_str(&r->last.text) :
-		    "no allowed mechanism offered (see auth in outbox(8))";
-	snprintf(err, len, "relay %s port %u: %s: %s; nothing was sent",
-		 c->host, c->port, what, detail);
-}
-
-/* relay_connect - one connect phase: TCP, TLS, AUTH, by libcurl */
-static int relay_connect(struct relay *r, bool force, char *err, size_t len)
-{
-	struct buf url = BUF_INIT(4096);
-	CURLcode rc;
-
-	r->errbuf[0] = '\0';
-	r->tls_done = r->rc->tls != CONF_TLS_STARTTLS;
-	r->auth_ok = r->ehlo_seen = false;
-	if ((r->curl = r->api->easy_init()) == NULL) {
-		r->step = RELAY_STEP_CONFIG;
-		snprintf(err, len, "cannot initialise libcurl");
-		return -1;
-	}
-	relay_url(r->rc, &url);
-	relay_setopts(r, buf_str(&url));
-	buf_free(&url);
-	if (relay_setauth(r, force, err, len) < 0)
-		return -1;
-	log_verbose("connecting to %s port %u", r->rc->host, r->rc->port);
-	if ((rc = r->api->easy_perform(r->curl)) != CURLE_OK) {
-		relay_why(r, rc, err, len);
-		return -1;
-	}
-	if (r->rc->auth && !r->auth_ok) {
-		r->step = RELAY_STEP_AUTH;
-		snprintf(err, len, "relay %s port %u: did not offer AUTH after"
-			 " TLS; nothing was sent", r->rc->host, r->rc->port);
-		return -1;
-	}
-	return 0;
-}
-
-/* relay_drop - forget a failed connect phase's handle */
+/* relay_drop - forget a failed connect phase's connection */
 static void relay_drop(struct relay *r)
 {
-	if (r->curl)
-		r->api->easy_cleanup(r->curl);
-	r->curl = NULL;
-	if (r->connect_to)
-		r->api->slist_free_all(r->connect_to);
-	r->connect_to = NULL;
-	r->sock = CURL_SOCKET_BAD;
+	conn_close(&r->c);
+	buf_reset(&r->in);
+	r->in_pos = 0;
 }
 
 /* relay_start - connect, TLS, AUTH; 0 when ready for MAIL. An OAuth2
@@ -424,30 +424,19 @@ static int relay_start(struct relay *r, const struct conf_relay *rc,
 	r->rc = rc;
 	r->info = info;
 	r->dirfd = dirfd;
-	r->sock = CURL_SOCKET_BAD;
+	r->c.fd = -1;
 	buf_init(&r->in, RELAY_IN_MAX);
 	buf_init(&r->last.text, SMTP_TEXT_MAX);
 	buf_init(&r->ehlo, SMTP_TEXT_MAX);
-	if ((r->api = curl_api(err, len)) == NULL) {
-		r->step = RELAY_STEP_CONFIG;
-		goto fail;
-	}
 	rv = relay_connect(r, false, err, len);
-	if (rv < 0 && r->step == RELAY_STEP_AUTH && rc->oauth2_token_url) {
+	if (rv < 0 && r->step == RELAY_STEP_AUTH && rc->oauth2_token_url &&
+	    r->c.fd >= 0) {
 		log_verbose("the relay refused the access token; refreshing");
 		relay_drop(r);
 		rv = relay_connect(r, true, err, len);
 	}
-	if (rv < 0)
-		goto fail;
-	if (r->api->easy_getinfo(r->curl, CURLINFO_ACTIVESOCKET, &r->sock) !=
-	    CURLE_OK || r->sock == CURL_SOCKET_BAD) {
-		r->step = RELAY_STEP_CONNECT;
-		snprintf(err, len, "relay %s: no socket", rc->host);
-		goto fail;
-	}
-	return 0;
-fail:
+	if (rv == 0)
+		return 0;
 	r->broken = true;
 	relay_close(r);
 	return -1;
@@ -478,110 +467,6 @@ int relay_probe(const struct conf_relay *rc, int dirfd,
 		relay_close(&r);
 	return rv;
 }
-
-/* relay_wait - poll the socket until ready or the deadline passes */
-static int relay_wait(struct relay *r, short events, time_t deadline)
-{
-	struct pollfd p = { .fd = r->sock, .events = events };
-	time_t now = time(NULL);
-	int n;
-
-	if (now >= deadline)
-		return -1;
-	do
-		n = poll(&p, 1, (int)(deadline - now) * 1000);
-	while (n < 0 && errno == EINTR);
-	return n > 0 ? 0 : -1;
-}
-
-/* relay_write - send everything, or fail and mark the session broken */
-static int relay_write(struct relay *r, const char *p, size_t n)
-{
-	time_t deadline = time(NULL) + r->rc->timeout;
-
-	while (n) {
-		size_t k = 0;
-		CURLcode rc = r->api->easy_send(r->curl, p, n, &k);
-
-		if (rc == CURLE_AGAIN) {
-			if (relay_wait(r, POLLOUT, deadline) < 0)
-				goto broken;
-			continue;
-		}
-		if (rc != CURLE_OK)
-			goto broken;
-		p += k;
-		n -= k;
-	}
-	return 0;
-broken:
-	r->broken = true;
-	return -1;
-}
-
-/* relay_fill - receive more reply bytes */
-static int relay_fill(struct relay *r, time_t deadline)
-{
-	char chunk[16384];
-
-	if (r->in_pos) {
-		/* in_pos grows only past bytes found in in.data: not NULL */
-		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
-		memmove(r->in.data, r->in.data + r->in_pos,
-			r->in.len - r->in_pos);
-		r->in.len -= r->in_pos;
-		r->in_pos = 0;
-	}
-	for (;;) {
-		size_t n = 0;
-		CURLcode rc = r->api->easy_recv(r->curl, chunk, sizeof(chunk),
-					     &n);
-
-		if (rc == CURLE_AGAIN) {
-			if (relay_wait(r, POLLIN, deadline) < 0)
-				return -1;
-			continue;
-		}
-		if (rc != CURLE_OK || n == 0)
-			return -1;
-		relay_sockopt(NULL, r->sock, CURLSOCKTYPE_IPCXN);
-		return buf_append(&r->in, chunk, n);
-	}
-}
-
-/* relay_reply - read one complete reply within timeout seconds */
-static int relay_reply(struct relay *r, long timeout, struct smtp_reply *rep)
-{
-	time_t deadline = time(NULL) + timeout;
-
-	smtp_reply_reset(rep);
-	while (!rep->done) {
-		char *start = r->in.data ? r->in.data + r->in_pos : NULL;
-		char *nl = start ? memchr(start, '\n', r->in.len - r->in_pos) :
-		    NULL;
-		size_t len;
-
-		if (nl == NULL) {
-			if (relay_fill(r, deadline) < 0)
-				goto broken;
-			continue;
-		}
-		len = (size_t)(nl - start);
-		r->in_pos += len + 1;
-		if (len && start[len - 1] == '\r')
-			len--;
-		log_verbose("<<< %.*s", (int)len, start);
-		if (smtp_reply_add(rep, start, len) < 0)
-			goto broken;
-	}
-	if (rep->code == 421)
-		r->broken = true;
-	return 0;
-broken:
-	r->broken = true;
-	return -1;
-}
-
 
 /*
  * The transaction. Commands are numbered: 0 is MAIL, 1..n the RCPTs of
@@ -914,15 +799,15 @@ void relay_close(struct relay *r)
 {
 	struct smtp_reply rep = { 0 };
 
-	if (r->curl && !r->broken && r->sock != CURL_SOCKET_BAD) {
+	if (r->c.fd >= 0 && !r->broken) {
 		buf_init(&rep.text, SMTP_TEXT_MAX);
-		log_verbose(">>> QUIT");
-		if (relay_write(r, "QUIT\r\n", 6) == 0)
+		if (relay_command(r, "QUIT", NULL) == 0)
 			relay_reply(r, 10, &rep);
 		smtp_reply_free(&rep);
 	}
-	if (r->api)
-		relay_drop(r);
+	if (r->c.ssl)
+		tlscache_save(r->rc, r->dirfd);
+	conn_close(&r->c);
 	buf_free(&r->in);
 	buf_free(&r->ehlo);
 	smtp_reply_free(&r->last);

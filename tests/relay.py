@@ -149,6 +149,7 @@ after wait_for()):
                                 (STARTTLS or implicit)
                   client_cn     CN of the verified TLS client certificate,
                                 or None (see client_cert)
+                  tls_resumed   True if the TLS session was a resumed one
                   peer          the client's address (str), e.g.
                                 '127.0.0.2' or '::1'
   .connections  TCP connections accepted (counted at accept time, so a
@@ -571,6 +572,12 @@ class _RelaySMTP(SMTP):
                 and self.transport.get_extra_info("ssl_object") is not None)
 
     @property
+    def tls_resumed(self):
+        """True if the client resumed an earlier TLS session."""
+        tls = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return bool(tls is not None and tls.session_reused)
+
+    @property
     def client_cn(self):
         """The CN of the client certificate verified in the TLS
         handshake, or None (no TLS, no certificate asked for or given)."""
@@ -826,6 +833,7 @@ class _Handler:
                           if session.authenticated else None),
             "tls": server.is_tls,
             "client_cn": server.client_cn,
+            "tls_resumed": server.tls_resumed,
             "peer": session.peer[0],
         })
         server.accepted += 1

@@ -33,6 +33,7 @@
 
 extern const struct t_test t_oauth2_tests[];	/* relay/oauth2.c */
 extern const struct t_test t_strlist_tests[];	/* util/strlist.c */
+extern const struct t_test t_sasl_tests[];	/* relay/sasl.c */
 static const struct t_test *const t_suites[] = {
 	t_addr_tests,
 	t_header_tests,
@@ -41,6 +42,7 @@ static const struct t_test *const t_suites[] = {
 	t_spool_tests,
 	t_oauth2_tests,
 	t_strlist_tests,
+	t_sasl_tests,
 };
 
 static const char *t_current;	/* name of the running test */

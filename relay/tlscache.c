@@ -1,0 +1,170 @@
+/*
+ * NAME
+ *	tlscache - TLS sessions kept for the next connection to a relay
+ * DESCRIPTION
+ *	See tlscache.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay/tlscache.h"
+#include "util/buf.h"
+
+#define TLSCACHE_SLOTS	16		/* relays per process */
+#define TLSCACHE_MAX	(16 * 1024)	/* a session file */
+#define TLSCACHE_MAGIC	"outbox-tls-session-1"
+#define TLSCACHE_NAME_CHARS \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+static struct {
+	const struct conf_relay *rc;
+	SSL_SESSION *s;		/* the newest session, ours */
+	const SSL_SESSION *saved;	/* the one in the file (or loaded) */
+	char key[65];		/* hex SHA-256 of the settings */
+} tlscache[TLSCACHE_SLOTS];
+
+/* tlscache_key - hex SHA-256 of every setting a session depends on */
+static void tlscache_key(const struct conf_relay *rc, char out[65])
+{
+	const char *v[] = { rc->host, rc->address, rc->ca_file, rc->ca_path,
+		rc->pin_sha256, rc->client_cert, rc->client_key, rc->proxy };
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	struct buf b = BUF_INIT(16 * 1024);
+
+	buf_printf(&b, "%u|%d|%d", rc->port, (int)rc->tls, rc->tls_min);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		buf_printf(&b, "|%zu:%s", v[i] ? strlen(v[i]) : 0,
+			   v[i] ? v[i] : "");
+	EVP_Digest(b.data, b.len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	buf_free(&b);
+}
+
+/* tlscache_name - "tls-NAME": the relay name, ':' and the like as '-' */
+static void tlscache_name(const struct conf_relay *rc, const char *suffix,
+			  char *out, size_t len)
+{
+	int n = snprintf(out, len, "tls-%s%s", rc->name, suffix);
+
+	for (int i = 4; i < n && (size_t)i < len; i++)
+		if (strchr(TLSCACHE_NAME_CHARS, out[i]) == NULL)
+			out[i] = '-';
+}
+
+/* tlscache_read - the file's text, if it is ours and small */
+static int tlscache_read(int dirfd, const char *name, char *out, size_t len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	ssize_t n = -1;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() && (st.st_mode & 077) == 0)
+		n = read(fd, out, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/* tlscache_load - the session in tls-NAME, if it fits these settings */
+static SSL_SESSION *tlscache_load(const struct conf_relay *rc, int dirfd,
+				  const char *key)
+{
+	char name[256], text[TLSCACHE_MAX], head[128];
+	SSL_SESSION *s = NULL;
+	BIO *b;
+
+	tlscache_name(rc, "", name, sizeof(name));
+	snprintf(head, sizeof(head), "%s %s\n", TLSCACHE_MAGIC, key);
+	if (tlscache_read(dirfd, name, text, sizeof(text)) < 0 ||
+	    strncmp(text, head, strlen(head)) != 0)
+		return NULL;
+	if ((b = BIO_new_mem_buf(text + strlen(head), -1)) != NULL)
+		s = PEM_read_bio_SSL_SESSION(b, NULL, NULL, NULL);
+	BIO_free(b);
+	explicit_bzero(text, sizeof(text));
+	if (s && (!SSL_SESSION_is_resumable(s) ||
+		  SSL_SESSION_get_time(s) + SSL_SESSION_get_timeout(s) <=
+		  time(NULL))) {
+		SSL_SESSION_free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+/* tlscache_slot - the session slot of rc, filled from the spool once */
+SSL_SESSION **tlscache_slot(const struct conf_relay *rc, int dirfd)
+{
+	for (size_t i = 0; i < TLSCACHE_SLOTS; i++) {
+		if (tlscache[i].rc == rc)
+			return &tlscache[i].s;
+		if (tlscache[i].rc)
+			continue;
+		tlscache[i].rc = rc;
+		tlscache_key(rc, tlscache[i].key);
+		if (dirfd >= 0 && rc->client_cert == NULL)
+			tlscache[i].s = tlscache_load(rc, dirfd,
+						      tlscache[i].key);
+		tlscache[i].saved = tlscache[i].s;
+		return &tlscache[i].s;
+	}
+	return NULL;
+}
+
+/* tlscache_write - text to tls-NAME through a temporary file */
+static void tlscache_write(const struct conf_relay *rc, int dirfd,
+			   const char *text, size_t n)
+{
+	char name[256], tmp[256], pid[32];
+	int fd;
+	bool ok;
+
+	snprintf(pid, sizeof(pid), ".%ld.tmp", (long)getpid());
+	tlscache_name(rc, "", name, sizeof(name));
+	tlscache_name(rc, pid, tmp, sizeof(tmp));
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	ok = fchmod(fd, 0600) == 0 && write(fd, text, n) == (ssize_t)n;
+	if (close(fd) < 0 || !ok || renameat(dirfd, tmp, dirfd, name) < 0)
+		unlinkat(dirfd, tmp, 0);
+}
+
+/* tlscache_save - write the slot's session if it is new */
+void tlscache_save(const struct conf_relay *rc, int dirfd)
+{
+	BIO *b;
+	char *pem = NULL;
+	long n;
+
+	for (size_t i = 0; i < TLSCACHE_SLOTS; i++) {
+		if (tlscache[i].rc != rc)
+			continue;
+		if (tlscache[i].s == NULL || tlscache[i].s ==
+		    tlscache[i].saved || dirfd < 0 || rc->client_cert)
+			return;
+		if ((b = BIO_new(BIO_s_mem())) == NULL)
+			return;
+		BIO_printf(b, "%s %s\n", TLSCACHE_MAGIC, tlscache[i].key);
+		if (PEM_write_bio_SSL_SESSION(b, tlscache[i].s) == 1 &&
+		    (n = BIO_get_mem_data(b, &pem)) > 0 && n < TLSCACHE_MAX)
+			tlscache_write(rc, dirfd, pem, (size_t)n);
+		tlscache[i].saved = tlscache[i].s;
+		BIO_free(b);
+		return;
+	}
+}

@@ -1,0 +1,38 @@
+/*
+ * NAME
+ *	tlscache - TLS sessions kept for the next connection to a relay
+ * SYNOPSIS
+ *	#include "relay/tlscache.h"
+ *
+ *	SSL_SESSION **slot = tlscache_slot(rc, spool_dirfd);
+ *	conn_tls(&c, rc, deadline, slot, ...);	// offers *slot, updates it
+ *	tlscache_save(rc, spool_dirfd);		// when the session changed
+ * DESCRIPTION
+ *	A resumed TLS session skips the relay's certificate, its signature
+ *	and our verification of the chain: the dearest part of a delivery
+ *	on loopback or a LAN. The newest session each relay issued is kept
+ *	in memory for the process's later connections (a flush), and in
+ *	the spool directory as tls-NAME (0600, PEM) for later processes.
+ *
+ *	The file's first line binds the session to the settings it was
+ *	verified under (host, address, port, TLS mode and minimum version,
+ *	trust store, pins, client certificate), as a SHA-256: a session
+ *	made under other settings is never offered. A session made with a
+ *	client certificate stays in memory only, so the file never carries
+ *	a client identity. The file is a cache: written through a
+ *	temporary file and rename(2) without fsync, and whatever cannot be
+ *	parsed, or has expired, is ignored.
+ * DIAGNOSTICS
+ *	None: without a usable session the handshake is simply a full one.
+ */
+#ifndef OUTBOX_TLSCACHE_H
+#define OUTBOX_TLSCACHE_H
+
+#include <openssl/ssl.h>
+
+#include "conf/conf.h"
+
+SSL_SESSION **tlscache_slot(const struct conf_relay *, int dirfd);
+void tlscache_save(const struct conf_relay *, int dirfd);
+
+#endif
