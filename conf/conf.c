@@ -831,8 +831,9 @@ static void conf_check_auth(const struct conf *c, struct conf_relay *r)
 				"OAUTHBEARER only");
 	if ((r->auth & AUTH_EXTERNAL) && !r->client_cert)
 		conf_relay_fail(c, r, "auth = EXTERNAL needs client_cert");
-	/* libcurl uses EXTERNAL only without a password, and sends the
-	 * secret as a bearer token whenever a bearer mechanism is offered */
+	/* EXTERNAL sends no secret at all, and a bearer token is not a
+	 * password: one mechanism family per relay, so it is always clear
+	 * what the relay was sent */
 	if ((r->auth & AUTH_EXTERNAL) && r->auth != AUTH_EXTERNAL)
 		conf_relay_fail(c, r, "auth = EXTERNAL goes alone");
 	if ((r->auth & AUTH_BEARER) && (r->auth & ~AUTH_BEARER))
