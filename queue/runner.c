@@ -418,9 +418,11 @@ static void pass_init(struct pass *p, const struct conf *c, struct spool *s)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* pass_end - QUIT every open session and release the pass */
+/* pass_end - QUIT every open session, make the removals durable, and
+ * release the pass */
 static void pass_end(struct pass *p)
 {
+	spool_sync(p->spool);
 	for (size_t i = 0; i < p->nlinks; i++) {
 		runner_link_close(&p->links[i]);
 		if (p->links[i].pace_fd >= 0)

@@ -54,6 +54,7 @@
 #define SPOOL_BASE	"/var/spool/outbox"
 #define SPOOL_ENV_MAX	(16 * 1024 * 1024)	/* envelope header bytes */
 #define SPOOL_STALE	10			/* seconds until tmp/ cleanup */
+#define SPOOL_SYNC_EVERY 64			/* removals per fsync of q/ */
 
 /* the half-written file that log_die must remove */
 static struct spool_writer *spool_armed;
@@ -142,6 +143,7 @@ int spool_open(const struct conf *c, struct spool *s, enum spool_open_mode m)
 	struct buf shown = BUF_INIT(PATH_MAX);
 	const char *base = getenv("OUTBOX_SPOOL_BASE");
 
+	memset(s, 0, sizeof(*s));
 	s->qfd = s->tmpfd = -1;
 	if (basefd >= 0)
 		buf_printf(&shown, "%s/%s", base && *base ? base : SPOOL_BASE,
@@ -755,7 +757,9 @@ int spool_save_state(struct spool *s, struct spool_msg *m)
 	return rc;
 }
 
-/* spool_remove - the message is done: unlink it, then its state */
+/* spool_remove - the message is done: unlink it, then its state. q/ is
+ * fsync'd once per SPOOL_SYNC_EVERY removals and by spool_sync(), not
+ * per message: a removal lost to a power cut only resends a message */
 int spool_remove(struct spool *s, struct spool_msg *m)
 {
 	char name[SPOOL_ID_MAX + 4];
@@ -767,6 +771,17 @@ int spool_remove(struct spool *s, struct spool_msg *m)
 	crash_point("after-unlink");
 	snprintf(name, sizeof(name), "%s.st", m->id);
 	unlinkat(s->qfd, name, 0);
+	if (++s->unsynced >= SPOOL_SYNC_EVERY)
+		return spool_sync(s);
+	return 0;
+}
+
+/* spool_sync - make the removals so far durable: one fsync of q/ */
+int spool_sync(struct spool *s)
+{
+	if (s->unsynced == 0)
+		return 0;
+	s->unsynced = 0;
 	return spool_fsync_dir(s->qfd);
 }
 

@@ -41,6 +41,7 @@ struct spool {
 	int dirfd;	/* the spool directory */
 	int qfd;	/* q/ */
 	int tmpfd;	/* tmp/ */
+	unsigned unsynced;	/* removals since q/ was last fsync'd */
 };
 
 /* does the message need SMTPUTF8 */
@@ -129,6 +130,7 @@ int spool_read(struct spool *, const char *id, struct spool_msg *,
 	       char *err, size_t errlen);
 int spool_save_state(struct spool *, struct spool_msg *);
 int spool_remove(struct spool *, struct spool_msg *);
+int spool_sync(struct spool *);
 void spool_msg_free(struct spool_msg *);
 
 size_t spool_pending(const struct spool_msg *);

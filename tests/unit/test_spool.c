@@ -522,6 +522,26 @@ static void spool_save_state_replaces(void)
 	fix_close(&f);
 }
 
+/* removals are made durable in batches: q/ is fsync'd every 64 */
+static void spool_remove_syncs_in_batches(void)
+{
+	static const char *const rcpts[] = { "a@x", NULL };
+	struct fix f;
+	struct spool_msg m;
+
+	if (!fix_open(&f))
+		return;
+	for (int i = 0; i < 70; i++) {
+		queue(&f, "alice@example.com", rcpts, "x\r\n", 3, &m);
+		T_INTEQ(spool_remove(&f.s, &m), 0);
+		spool_msg_free(&m);
+	}
+	T_INTEQ(f.s.unsynced, 70 - 64);
+	T_INTEQ(spool_sync(&f.s), 0);
+	T_INTEQ(f.s.unsynced, 0);
+	fix_close(&f);
+}
+
 /* spool_remove deletes q/ID and q/ID.st; the id is then GONE */
 static void spool_remove_deletes_both(void)
 {
@@ -544,6 +564,9 @@ static void spool_remove_deletes_both(void)
 	T_INTEQ(spool_remove(&f.s, &m), 0);
 	T_CHECK(!t_exists(qfile));
 	T_CHECK(!t_exists(stfile));
+	T_INTEQ(f.s.unsynced, 1);	/* q/ is synced later, in a batch */
+	T_INTEQ(spool_sync(&f.s), 0);
+	T_INTEQ(f.s.unsynced, 0);
 	spool_msg_free(&m);
 	T_INTEQ(spool_lock(&f.s, id, &m, err, sizeof(err)), SPOOL_GONE);
 	free(qfile);
@@ -980,6 +1003,7 @@ const struct t_test t_spool_tests[] = {
 	T_ENTRY(spool_save_state_round_trip),
 	T_ENTRY(spool_save_state_replaces),
 	T_ENTRY(spool_remove_deletes_both),
+	T_ENTRY(spool_remove_syncs_in_batches),
 	T_ENTRY(spool_list_sorted_ignores_junk),
 	T_ENTRY(spool_ids_increase),
 	T_ENTRY(spool_read_corrupt_queue_file),
