@@ -117,6 +117,8 @@ void smtp_caps_line(struct smtp_caps *c, const char *keyword, size_t len)
 		c->auth = true;
 	else if (smtp_kw(keyword, len, "ENHANCEDSTATUSCODES"))
 		c->enhanced = true;
+	else if (smtp_kw(keyword, len, "CHUNKING"))
+		c->chunking = true;
 	else if (smtp_kw(keyword, len, "SIZE")) {
 		c->size = true;
 		c->size_max = len > 5 ? smtp_number(keyword + 5, len - 5) : 0;

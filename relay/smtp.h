@@ -43,6 +43,7 @@ struct smtp_caps {
 	bool auth;
 	bool enhanced;
 	bool size;
+	bool chunking;		/* BDAT (RFC 3030) */
 	unsigned long size_max;	/* 0: no limit announced */
 };
 

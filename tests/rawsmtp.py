@@ -41,6 +41,8 @@ script is the constructor's keywords (all optional):
                  only for outbox's config (conftest's outbox fixture takes
                  the first pair as user and password); never checked
   mail_reply, rcpt_reply, data_reply (final), quit_reply: the replies
+                 (a BDAT chunk is answered with final_reply; offer CHUNKING
+                 in caps_tls for the client to use it)
   slow=()        phases whose reply is sent one byte per second:
                  "greeting", "ehlo", "mail", "rcpt", "data" (the 354),
                  "final" (after the final dot)
@@ -165,6 +167,20 @@ class Conn:
             data = self._recv()
             self._note_in(data)
             self._buf += data
+
+    def read_chunk(self, n):
+        """A BDAT chunk of exactly n bytes: (n, its first keep_data bytes)."""
+        keep = self.server.keep_data
+        head = bytearray(self._buf[:min(n, keep)])
+        got = min(n, len(self._buf))
+        del self._buf[:got]
+        while got < n:
+            data = self._recv(min(1 << 18, n - got))
+            self._note_in(data)
+            if len(head) < keep:
+                head += data[:keep - len(head)]
+            got += len(data)
+        return n, bytes(head)
 
     def starttls(self, ctx):
         """Wrap the socket: the server side of a TLS handshake."""
@@ -422,6 +438,12 @@ class RawSMTP:
                 size, head = c.read_data()
                 c.messages.append({"mail_from": mail_from, "rcpt_tos": rcpts,
                                    "size": size, "head": head, "tls": c.tls})
+                c.reply(self.final_reply, "final")
+            elif verb == b"BDAT" and len(words) > 1:
+                size, head = c.read_chunk(int(words[1]))
+                c.messages.append({"mail_from": mail_from, "rcpt_tos": rcpts,
+                                   "size": size, "head": head, "tls": c.tls,
+                                   "bdat": True})
                 c.reply(self.final_reply, "final")
             elif verb in (b"RSET", b"NOOP"):
                 c.reply("250 2.0.0 Ok")

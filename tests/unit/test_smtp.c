@@ -197,6 +197,7 @@ static bool caps_only(const struct smtp_caps *c, size_t off)
 	static const size_t flags[] = {
 		CAP(pipelining), CAP(eightbit), CAP(dsn), CAP(smtputf8),
 		CAP(starttls), CAP(auth), CAP(enhanced), CAP(size),
+		CAP(chunking),
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++) {
@@ -229,6 +230,8 @@ static void smtp_caps_keywords(void)
 		{ "ENHANCEDSTATUSCODES", CAP(enhanced) },
 		{ "SIZE", CAP(size) },
 		{ "SIZE 1000", CAP(size) },
+		{ "CHUNKING", CAP(chunking) },
+		{ "chunking", CAP(chunking) },
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
@@ -269,7 +272,7 @@ static void smtp_caps_not_fooled(void)
 {
 	static const char *c[] = {
 		"PIPELININGX", "PIPELIN", "X-PIPELINING", "DSNX", "AUTHX",
-		"SIZEX 1000", "STARTTLS2", "8BITMIMEX", "CHUNKING", "VRFY",
+		"SIZEX 1000", "STARTTLS2", "8BITMIMEX", "CHUNKINGX", "VRFY",
 		"HELP", "", " PIPELINING",
 	};
 
