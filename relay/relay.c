@@ -27,6 +27,7 @@
 #include "util/sys.h"
 
 #define RELAY_IN_MAX	(64 * 1024)	/* unconsumed reply bytes */
+#define RELAY_EHLO_MAX	(64 * 1024)	/* an EHLO reply, all its lines */
 #define RELAY_CHUNK	65536		/* body bytes read per write */
 #define RELAY_AUTH_MAX	(16 * 1024)	/* an AUTH line (RFC 4954: 12288) */
 
@@ -427,7 +428,7 @@ static int relay_start(struct relay *r, const struct conf_relay *rc,
 	r->c.fd = -1;
 	buf_init(&r->in, RELAY_IN_MAX);
 	buf_init(&r->last.text, SMTP_TEXT_MAX);
-	buf_init(&r->ehlo, SMTP_TEXT_MAX);
+	buf_init(&r->ehlo, RELAY_EHLO_MAX);
 	rv = relay_connect(r, false, err, len);
 	if (rv < 0 && r->step == RELAY_STEP_AUTH && rc->oauth2_token_url &&
 	    r->c.fd >= 0) {

@@ -116,3 +116,16 @@ def test_postfix_takes_bdat_and_stores_the_message_intact(postfix, outbox):
     (data,) = postfix.messages(1)
     assert data.endswith(BODY.split(b"\n\n", 1)[1])
     assert "bdat=1" in postfix.log_text()
+
+
+def test_a_long_ehlo_reply_is_read_whole(raw, outbox):
+    # Regression: the EHLO reply was kept in a 1 KB buffer and the keywords
+    # parsed from it, so AUTH at the end of a long reply went unseen
+    filler = ["X-FILLER-%03d %s" % (i, "a" * 40) for i in range(60)]
+    s = raw(caps_tls=filler + ["PIPELINING", "AUTH PLAIN LOGIN", "CHUNKING"])
+    ob = outbox_for(outbox, s)
+    res = ob.run(["-i", "bob@example.org"], input=BODY)
+    assert res.returncode == 0, res.stderr
+    s.wait_idle()
+    assert any(c.startswith(b"AUTH PLAIN") for c in commands(s))
+    assert s.messages[0].get("bdat") is True
