@@ -60,6 +60,7 @@ struct cmdline {
 	const char *flush_id;		/* -qI<id> */
 	long interval;			/* -q<interval>, seconds */
 	bool queue_only;		/* -odq */
+	bool background;		/* -odb */
 	const char *sender;		/* -f, -r */
 	const char *fullname;		/* -F */
 	bool extract;			/* -t */
@@ -227,10 +228,11 @@ static void opt_o(struct cmdline *cl, const char *v)
 {
 	if (strcmp(v, "i") == 0)
 		cl->dot_ends = false;
-	else if (strcmp(v, "dq") == 0)
-		cl->queue_only = true;
-	else if (strcmp(v, "db") == 0 || strcmp(v, "di") == 0)
-		cl->queue_only = false;
+	else if (strcmp(v, "dq") == 0 || strcmp(v, "db") == 0 ||
+		 strcmp(v, "di") == 0) {
+		cl->queue_only = v[1] == 'q';
+		cl->background = v[1] == 'b';
+	}
 }
 
 /* opt_q - -q (flush now), -qI<id> (one message), -q<interval> (runner:
@@ -454,6 +456,8 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 		log_die(e.ex, "%s; nothing was queued", plain_text(e.text));
 	if (rc == 0 && cl->queue_only)
 		log_note("%s: queued in %s (-odq)", m.id, s.path);
+	else if (rc == 0 && cl->background)
+		ex = runner_deliver_detached(c, &s, &m);
 	else if (rc == 0)
 		ex = runner_deliver_new(c, &s, &m, true);
 	if (rc == 0)

@@ -418,11 +418,9 @@ static void pass_init(struct pass *p, const struct conf *c, struct spool *s)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* pass_end - QUIT every open session, make the removals durable, and
- * release the pass */
+/* pass_end - QUIT every open session and release the pass */
 static void pass_end(struct pass *p)
 {
-	spool_sync(p->spool);
 	for (size_t i = 0; i < p->nlinks; i++) {
 		runner_link_close(&p->links[i]);
 		if (p->links[i].pace_fd >= 0)
@@ -584,6 +582,7 @@ static void runner_parallel(struct pass *p, unsigned n)
 	if (runner_fork(p, n, pids)) {
 		free(pids);
 		runner_worker(p, sh);
+		spool_sync(p->spool);
 		pass_end(p);
 		_exit(0);
 	}
@@ -611,6 +610,7 @@ static void runner_pass(struct pass *p, const char *only_id)
 		runner_parallel(p, n);
 	else
 		runner_walk(p);
+	spool_sync(p->spool);	/* the removals of the pass, durable */
 	pass_end(p);
 }
 
@@ -658,27 +658,25 @@ static void runner_report(const struct spool_msg *m, const char *before)
 				 m->rcpts[i].reply : "no reason given");
 }
 
-/* runner_background - after a delivery, drain what is due without
- * delaying the caller: a detached grandchild with no stdio, bounded in
- * time, one at a time per spool */
-static void runner_background(const struct conf *c, struct spool *s)
+/* runner_detach - 0 in a detached process (its own session, stdio on
+ * /dev/null, no descriptor of the caller's but across exec), 1 in the
+ * caller, -1 if fork failed. A caller about to exit needs no grandchild
+ * (its child is an orphan at once and init reaps it): it passes twice =
+ * false and does not wait; one that goes on living passes true */
+static int runner_detach(bool twice)
 {
-	struct strlist ids = STRLIST_INIT;
-	struct pass p;
 	pid_t pid;
-	int lock, null;
+	int null;
 
-	if (spool_list(s, &ids) < 0 || ids.n == 0) {
-		strlist_free(&ids);
-		return;
-	}
-	strlist_free(&ids);
+	fflush(NULL);
 	if ((pid = fork()) != 0) {
-		if (pid > 0)
+		if (pid < 0)
+			return -1;
+		if (twice)
 			waitpid(pid, NULL, 0);
-		return;
+		return 1;
 	}
-	if (setsid() < 0 || fork() != 0)
+	if (setsid() < 0 || (twice && fork() != 0))
 		_exit(0);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3 && null >= 0; fd++)
@@ -686,6 +684,25 @@ static void runner_background(const struct conf *c, struct spool *s)
 	/* nothing of the caller's */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	log_set_stderr(false);
+	return 0;
+}
+
+/* runner_background - after a delivery, drain what is due without
+ * delaying the caller: a detached grandchild with no stdio, bounded in
+ * time, one at a time per spool */
+static void runner_background(const struct conf *c, struct spool *s)
+{
+	struct strlist ids = STRLIST_INIT;
+	struct pass p;
+	int lock;
+
+	if (spool_list(s, &ids) < 0 || ids.n == 0) {
+		strlist_free(&ids);
+		return;
+	}
+	strlist_free(&ids);
+	if (runner_detach(true) != 0)
+		return;
 	lock = openat(s->dirfd, "flush.lock", O_RDWR | O_CREAT | O_NOFOLLOW |
 		      O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
@@ -729,6 +746,25 @@ int runner_deliver_new(const struct conf *c, struct spool *s,
 	if (done)
 		runner_background(c, s);
 	return failed && !done && !pending ? EX_UNAVAILABLE : EX_OK;
+}
+
+/* runner_deliver_detached - -odb: the attempt runs in a detached
+ * process and the caller returns at once; what the relay refuses is
+ * bounced, as in a flush. If no process can be started, the attempt is
+ * made now */
+int runner_deliver_detached(const struct conf *c, struct spool *s,
+			    struct spool_msg *m)
+{
+	int rc;
+
+	if (c->nrelays == 0)
+		return runner_deliver_new(c, s, m, false);
+	if ((rc = runner_detach(false)) < 0)
+		return runner_deliver_new(c, s, m, true);
+	if (rc > 0)
+		return EX_OK;
+	runner_deliver_new(c, s, m, false);
+	_exit(0);
 }
 
 /* runner_signal - SIGTERM, SIGINT: finish the transaction, then stop */

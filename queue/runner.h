@@ -12,6 +12,9 @@
  *	not bounced; otherwise (-bs, where the client already heard 250) the
  *	refusal is bounced like any other.
  *
+ *	runner_deliver_detached() is -odb: the same attempt in a detached
+ *	process (its own session, no stdio), the caller returning 0 at once.
+ *
  *	runner_flush() tries every queued message (or the one named) over
  *	one connection, reconnecting when the relay drops it; messages that
  *	another process holds are skipped, so concurrent flushes never send
@@ -30,6 +33,8 @@
 
 int runner_deliver_new(const struct conf *, struct spool *,
 		       struct spool_msg *, bool exit_tells);
+int runner_deliver_detached(const struct conf *, struct spool *,
+			    struct spool_msg *);
 int runner_flush(const struct conf *, struct spool *, const char *only_id);
 int runner_loop(const struct conf *, struct spool *, long interval);
 

@@ -243,3 +243,36 @@ def test_q_interval_finishes_the_transaction_on_sigterm(relay, outbox):
             p.kill()
     assert len(r.messages) == 1
     assert ob.queue_files() == [], "the finished transaction was recorded"
+
+
+def wait_until(pred, timeout=20):
+    end = time.time() + timeout
+    while not pred():
+        assert time.time() < end, "timed out"
+        time.sleep(0.02)
+
+
+def test_odb_returns_at_once_and_delivers_in_the_background(relay, outbox):
+    import threading
+    gate = threading.Event()
+    r = relay(on_message=lambda m: gate.wait(10))   # holds the final 250
+    ob = outbox(r)
+    res = ob.run(["-odb", "-i", RCPT], input=MSG)
+    assert res.returncode == 0 and res.stderr == b""
+    # sendmail has exited while the relay still withholds its 250: the
+    # message is still queued, and the detached process delivers it
+    assert not gate.is_set()
+    assert len([f for f in ob.queue_files() if not f.endswith(".st")]) == 1
+    gate.set()
+    assert r.wait_for(1)[0]["rcpt_tos"] == [RCPT]
+    wait_until(lambda: ob.queue_files() == [])
+
+
+def test_odb_refusal_is_bounced_not_an_exit_status(relay, outbox):
+    r = relay(rcpt_rules={RCPT: "550 5.1.1 no such user"})
+    ob = outbox(r)
+    res = ob.run(["-odb", "-i", RCPT], input=MSG)
+    assert res.returncode == 0 and res.stderr == b""
+    bounce = r.wait_for(1)[0]                   # the bounce, to the sender
+    assert bounce["mail_from"] == "" and bounce["rcpt_tos"] == ["app@example.com"]
+    assert b"550 5.1.1 no such user" in bounce["data"]
