@@ -5,16 +5,16 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 PYTHON  ?= /usr/bin/python3
 
-# libcurl is compiled against but not linked: relay/curl.c loads it for
-# OAuth2 token requests only; SMTP to the relay is outbox's own, over
-# OpenSSL (relay/relay.h says why).
+# libcurl, libssl and libcrypto are compiled against but not linked: they
+# are loaded when first needed (relay/curl.c for OAuth2 token requests,
+# util/ossl.c for TLS and DKIM), so queueing, mailq and -bv start fast.
 PKGS    := libcurl libssl libcrypto inih
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -I.
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs libssl libcrypto inih)
+LDLIBS  += $(shell pkg-config --libs inih)
 
 # Debian's libinih exposes its limits as globals; outbox raises the line
 # limit and turns continuation lines off where it can (conf/conf.c).
@@ -132,10 +132,12 @@ fuzz-build:
 
 fuzz-bins: $(FUZZ_BINS)
 
+# the harnesses call libcrypto themselves (keys, verification): linked
 $(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/fuzz/common.o \
 	$(LIBOBJ)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) \
+		$(shell pkg-config --libs libcrypto)
 
 fuzz: fuzz-build
 	fuzz/run.sh fuzz $(FUZZ_TIME) $(FUZZ_TARGETS)

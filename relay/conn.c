@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,41 +31,68 @@ static const char *conn_error(const char *fallback)
 	return why ? why : fallback;
 }
 
-/* conn_new_session - OpenSSL's callback: keep the newest session */
+/* conn_new_session - OpenSSL's callback: keep a copy of the newest
+ * session. A copy: the connection's own session object is marked not
+ * resumable when the connection ends without close_notify (a relay
+ * that answers 421 and hangs up), and the ticket is no worse for it */
 static int conn_new_session(SSL *ssl, SSL_SESSION *s)
 {
 	SSL_SESSION **cache = SSL_get_app_data(ssl);
+	SSL_SESSION *copy;
 
-	if (cache == NULL || !SSL_SESSION_is_resumable(s))
+	if (cache == NULL || !SSL_SESSION_is_resumable(s) ||
+	    (copy = SSL_SESSION_dup(s)) == NULL)
 		return 0;
 	SSL_SESSION_free(*cache);
-	*cache = s;
-	return 1;		/* it is ours now */
+	*cache = copy;
+	return 0;		/* s stays OpenSSL's */
+}
+
+/* conn_verify - OpenSSL's own chain check, with ca_file read into the
+ * store first: a resumed session is never verified again, so it never
+ * pays for parsing the file */
+static int conn_verify(X509_STORE_CTX *x, void *arg)
+{
+	struct conn *c = arg;
+
+	if (X509_STORE_load_file(X509_STORE_CTX_get0_store(x), c->ca_file) !=
+	    1) {
+		c->ca_bad = true;
+		X509_STORE_CTX_set_error(x, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	return X509_verify_cert(x);
 }
 
 /* conn_trust - the CA store: the configured one, else the system's */
-static int conn_trust(SSL_CTX *ctx, const struct conf_relay *rc, char *err,
+static int conn_trust(struct conn *c, const struct conf_relay *rc, char *err,
 		      size_t len)
 {
 	const char *dir;
 
-	if (rc->ca_file || rc->ca_path) {
-		if (SSL_CTX_load_verify_locations(ctx, rc->ca_file,
-						  rc->ca_path) == 1)
-			return 0;
-		snprintf(err, len, "cannot load %s %s: %s",
-			 rc->ca_file ? "ca_file" : "ca_path",
-			 rc->ca_file ? rc->ca_file : rc->ca_path,
+	if (rc->ca_file && access(rc->ca_file, R_OK) < 0) {
+		snprintf(err, len, "cannot load ca_file %s: %s", rc->ca_file,
+			 strerror(errno));
+		return -1;
+	}
+	c->ca_file = rc->ca_file;
+	if (rc->ca_file)
+		SSL_CTX_set_cert_verify_callback(c->ctx, conn_verify, c);
+	if (rc->ca_path && SSL_CTX_load_verify_locations(c->ctx, NULL,
+							 rc->ca_path) != 1) {
+		snprintf(err, len, "cannot load ca_path %s: %s", rc->ca_path,
 			 conn_error("unreadable"));
 		return -1;
 	}
+	if (rc->ca_file || rc->ca_path)
+		return 0;
 	/* the hashed directory is read lazily, one certificate per lookup;
 	 * the bundle file only where there is no such directory */
 	dir = getenv(X509_get_default_cert_dir_env());
 	if (access(dir ? dir : X509_get_default_cert_dir(), X_OK) == 0 &&
-	    SSL_CTX_set_default_verify_dir(ctx) == 1)
+	    SSL_CTX_set_default_verify_dir(c->ctx) == 1)
 		return 0;
-	if (SSL_CTX_set_default_verify_file(ctx) == 1)
+	if (SSL_CTX_set_default_verify_file(c->ctx) == 1)
 		return 0;
 	snprintf(err, len, "no system trust store (%s): set ca_file",
 		 X509_get_default_cert_dir());
@@ -86,30 +114,47 @@ static int conn_client_cert(SSL_CTX *ctx, const struct conf_relay *rc,
 	return -1;
 }
 
-/* conn_ctx - a context that verifies, for this relay */
-static SSL_CTX *conn_ctx(const struct conf_relay *rc, char *err, size_t len)
+/* conn_no_passphrase - OpenSSL's passphrase callback: an encrypted
+ * client_key fails at once instead of prompting on the terminal */
+static int conn_no_passphrase(char *buf, int size, int rw, void *arg)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	(void)buf;
+	(void)size;
+	(void)rw;
+	(void)arg;
+	return 0;
+}
 
-	if (ctx == NULL) {
+/* conn_prepare - the TLS context for this relay, made before it is
+ * needed: building it (~2 ms of OpenSSL 3.0's algorithm fetching) can
+ * overlap the wait for the relay's greeting */
+int conn_prepare(struct conn *c, const struct conf_relay *rc, char *err,
+		 size_t len)
+{
+	if (c->ctx)
+		return 0;
+	ERR_clear_error();
+	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		snprintf(err, len, "cannot initialise TLS: %s",
 			 conn_error("out of memory"));
-		return NULL;
+		return -1;
 	}
-	SSL_CTX_set_min_proto_version(ctx, rc->tls_min == 13 ?
+	SSL_CTX_set_min_proto_version(c->ctx, rc->tls_min == 13 ?
 				      TLS1_3_VERSION : TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT |
 				       SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(ctx, conn_new_session);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	SSL_CTX_sess_set_new_cb(c->ctx, conn_new_session);
+	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (conn_trust(ctx, rc, err, len) < 0 ||
-	    (rc->client_cert && conn_client_cert(ctx, rc, err, len) < 0)) {
-		SSL_CTX_free(ctx);
-		return NULL;
+	SSL_CTX_set_default_passwd_cb(c->ctx, conn_no_passphrase);
+	if (conn_trust(c, rc, err, len) < 0 ||
+	    (rc->client_cert && conn_client_cert(c->ctx, rc, err, len) < 0)) {
+		SSL_CTX_free(c->ctx);
+		c->ctx = NULL;
+		return -1;
 	}
-	return ctx;
+	return 0;
 }
 
 /* conn_name - SNI and the name (or address) the certificate must show */
@@ -121,8 +166,12 @@ static int conn_name(SSL *ssl, const char *host)
 
 	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
 		snprintf(bare, sizeof(bare), "%.*s", (int)(n - 2), host + 1);
-	else
-		snprintf(bare, sizeof(bare), "%s", host);
+	else	/* a fully qualified "relay.example." is relay.example */
+		snprintf(bare, sizeof(bare), "%.*s", (int)(n && host[n - 1] ==
+						       '.' ? n - 1 : n), host);
+	for (const char *p = bare; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			return -2;	/* IDN: needs its xn-- form */
 	if (inet_pton(AF_INET, bare, ip) == 1 ||
 	    inet_pton(AF_INET6, bare, ip) == 1)
 		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
@@ -185,7 +234,10 @@ static void conn_tls_why(struct conn *c, bool timed_out, bool *verify,
 {
 	long v = SSL_get_verify_result(c->ssl);
 
-	if (v != X509_V_OK) {
+	if (c->ca_bad) {
+		snprintf(err, len, "cannot load ca_file %s: %s", c->ca_file,
+			 conn_error("no certificate in it"));
+	} else if (v != X509_V_OK) {
 		*verify = true;
 		snprintf(err, len, "certificate verification failed: %s",
 			 X509_verify_cert_error_string(v));
@@ -203,15 +255,21 @@ int conn_tls(struct conn *c, const struct conf_relay *rc,
 	     char *err, size_t len)
 {
 	bool timed_out = false;
+	int named = 0;
 
 	*verify = false;
-	ERR_clear_error();
-	if ((c->ctx = conn_ctx(rc, err, len)) == NULL)
+	if (conn_prepare(c, rc, err, len) < 0)
 		return -1;
+	ERR_clear_error();
 	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, c->fd) != 1 || conn_name(c->ssl, rc->host) < 0) {
-		snprintf(err, len, "cannot initialise TLS: %s",
-			 conn_error("out of memory"));
+	    SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (named = conn_name(c->ssl, rc->host)) < 0) {
+		if (named == -2)
+			snprintf(err, len, "host %s: write an international "
+				 "name in its ASCII (xn--) form", rc->host);
+		else
+			snprintf(err, len, "cannot initialise TLS: %s",
+				 conn_error("out of memory"));
 		return -1;
 	}
 	SSL_set_app_data(c->ssl, cache);
@@ -223,6 +281,10 @@ int conn_tls(struct conn *c, const struct conf_relay *rc,
 	}
 	if (rc->pin_sha256 && !conn_pinned(c->ssl, rc->pin_sha256)) {
 		*verify = true;
+		if (cache) {	/* never offer what failed the pin */
+			SSL_SESSION_free(*cache);
+			*cache = NULL;
+		}
 		snprintf(err, len, "the certificate's public key does not "
 			 "match pin_sha256");
 		return -1;
@@ -309,9 +371,13 @@ ssize_t conn_recv(struct conn *c, void *p, size_t n, long long deadline_ms)
 	}
 }
 
-/* conn_close - free the TLS state and close the socket */
-void conn_close(struct conn *c)
+/* conn_close - free the TLS state and close the socket; clean: the
+ * session ended well (after QUIT), so close_notify is sent and the TLS
+ * session stays resumable (OpenSSL spoils one freed without it) */
+void conn_close(struct conn *c, bool clean)
 {
+	if (c->ssl && clean)
+		SSL_shutdown(c->ssl);	/* one try: no waiting for the peer's */
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	c->ssl = NULL;

@@ -165,7 +165,7 @@ fail:
 static void net_numeric(const struct sockaddr *sa, socklen_t sl,
 			struct net_peer *peer)
 {
-	char serv[8];
+	char serv[8] = "0";
 
 	if (getnameinfo(sa, sl, peer->address, sizeof(peer->address), serv,
 			sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
@@ -188,7 +188,13 @@ static int net_tcp(const char *host, unsigned port, const struct conf_relay *rc,
 		return -1;
 	*fail = NET_CONNECT;
 	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
-		fd = net_try(ai, rc->source, deadline_ms, why, sizeof(why));
+		/* an address that does not answer gets half of what is
+		 * left, so the next one is tried in time */
+		long long left = deadline_ms - net_clock_ms();
+		long long mine = ai->ai_next && left > 0 ?
+		    deadline_ms - left / 2 : deadline_ms;
+
+		fd = net_try(ai, rc->source, mine, why, sizeof(why));
 		if (fd >= 0)
 			net_numeric(ai->ai_addr, ai->ai_addrlen, peer);
 	}

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,20 +62,22 @@ static int relay_write(struct relay *r, const char *p, size_t n)
 	return -1;
 }
 
-/* relay_command - one command line (CRLF added), shown as shown */
+/* relay_command - one command line (CRLF added), shown as shown; the
+ * copy is made at its final size and wiped: it may hold a credential */
 static int relay_command(struct relay *r, const char *line, const char *shown)
 {
-	struct buf b = BUF_INIT(RELAY_AUTH_MAX + 2);
+	size_t n = strlen(line);
+	char *b;
 	int rc;
 
-	log_verbose(">>> %s", shown ? shown : line);
-	if (buf_puts(&b, line) < 0 || buf_puts(&b, "\r\n") < 0) {
-		buf_free(&b);
+	if (n > RELAY_AUTH_MAX)
 		return -1;
-	}
-	rc = relay_write(r, b.data, b.len);
-	explicit_bzero(b.data, b.len);
-	buf_free(&b);
+	log_verbose(">>> %s", shown ? shown : line);
+	b = xmalloc(n + 3);
+	snprintf(b, n + 3, "%s\r\n", line);
+	rc = relay_write(r, b, n + 2);
+	explicit_bzero(b, n + 3);
+	free(b);
 	return rc;
 }
 
@@ -256,8 +259,11 @@ static int relay_starttls(struct relay *r, char *err, size_t len)
 		return relay_fail(r, RELAY_STEP_TLS, err, len, "STARTTLS not "
 				  "offered or refused: the relay did not offer"
 				  " STARTTLS");
-	if (relay_command(r, "STARTTLS", NULL) < 0 ||
-	    relay_phase(r, NULL, err, len) < 0)
+	if (relay_command(r, "STARTTLS", NULL) < 0)
+		return relay_fail(r, RELAY_STEP_TLS, err, len, "STARTTLS not "
+				  "offered or refused: the relay closed the "
+				  "connection");
+	if (relay_phase(r, NULL, err, len) < 0)
 		return -1;
 	if (r->last.code != 220)
 		return relay_fail(r, RELAY_STEP_TLS, err, len, "STARTTLS not "
@@ -290,13 +296,19 @@ static int relay_sasl(struct relay *r, const struct sasl_cred *cred,
 	char shown[64];
 	int rc = -1;
 
-	if (sasl_start(cred, mech, &line) < 0)
+	if (sasl_start(cred, mech, &line) < 0) {
+		relay_fail(r, RELAY_STEP_AUTH, err, len, "authentication "
+			   "failed: the credentials are too long for AUTH");
 		goto out;
+	}
 	snprintf(r->mech, sizeof(r->mech), "%s", conf_auth_name(mech));
 	snprintf(shown, sizeof(shown), "AUTH %s (credentials not shown)",
 		 r->mech);
-	if (relay_command(r, buf_str(&line), shown) < 0)
+	if (relay_command(r, buf_str(&line), shown) < 0) {
+		relay_fail(r, RELAY_STEP_AUTH, err, len, "authentication "
+			   "failed: the relay closed the connection");
 		goto out;
+	}
 	for (unsigned step = 0; step < 4; step++) {
 		if (relay_phase(r, NULL, err, len) < 0)
 			goto out;
@@ -305,12 +317,16 @@ static int relay_sasl(struct relay *r, const struct sasl_cred *cred,
 		explicit_bzero(line.data, line.len);
 		buf_reset(&line);
 		/* the text after "334 " is the challenge */
-		if (sasl_step(cred, mech, step, buf_str(&r->last.text) + 4,
-			      &line) < 0)
+		if (sasl_step(cred, mech, step, r->last.text.len > 4 ?
+			      buf_str(&r->last.text) + 4 : "", &line) < 0)
 			buf_puts(&line, "*");	/* cancel (RFC 4954 4) */
 		if (relay_command(r, buf_str(&line), "(credentials not shown)")
-		    < 0)
+		    < 0) {
+			relay_fail(r, RELAY_STEP_AUTH, err, len, "authenti"
+				   "cation failed: the relay closed the "
+				   "connection");
 			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -371,6 +387,9 @@ static int relay_session(struct relay *r, const char *secret, char *err,
 				   sizeof(why))) < 0)
 		return relay_fail(r, fail == NET_RESOLVE ? RELAY_STEP_RESOLVE :
 				  RELAY_STEP_CONNECT, err, len, "%s", why);
+	if (rc->tls != CONF_TLS_NONE &&
+	    conn_prepare(&r->c, rc, why, sizeof(why)) < 0)
+		return relay_fail(r, RELAY_STEP_CONFIG, err, len, "%s", why);
 	if (rc->tls == CONF_TLS_IMPLICIT && relay_tls(r, err, len) < 0)
 		return -1;
 	if (relay_greeting(r, err, len) < 0 || relay_ehlo(r, err, len) < 0)
@@ -390,13 +409,15 @@ static int relay_connect(struct relay *r, bool force, char *err, size_t len)
 	char *secret = NULL;
 	int rv;
 
-	r->deadline = net_clock_ms() + 1000LL * r->rc->connect_timeout;
 	r->auth_ok = false;
 	if ((r->rc->auth & ~AUTH_EXTERNAL) &&
 	    (secret = relay_secret(r, force, err, len)) == NULL) {
 		r->step = RELAY_STEP_SECRET;
 		return -1;
 	}
+	/* the clock starts once the secret is there: a password_command
+	 * that asks, or a slow token endpoint, does not eat into it */
+	r->deadline = net_clock_ms() + 1000LL * r->rc->connect_timeout;
 	rv = relay_session(r, secret, err, len);
 	if (secret) {
 		explicit_bzero(secret, strlen(secret));
@@ -408,7 +429,7 @@ static int relay_connect(struct relay *r, bool force, char *err, size_t len)
 /* relay_drop - forget a failed connect phase's connection */
 static void relay_drop(struct relay *r)
 {
-	conn_close(&r->c);
+	conn_close(&r->c, false);
 	buf_reset(&r->in);
 	r->in_pos = 0;
 }
@@ -421,6 +442,9 @@ static int relay_start(struct relay *r, const struct conf_relay *rc,
 {
 	int rv;
 
+	/* OpenSSL writes with write(2): a relay that resets must be an
+	 * error to handle, not a signal that ends the process */
+	signal(SIGPIPE, SIG_IGN);
 	memset(r, 0, sizeof(*r));
 	r->rc = rc;
 	r->info = info;
@@ -649,7 +673,7 @@ static int txn_envelope(struct txn *t)
 /* txn_dkim - the DKIM-Signature fields made at submission, first */
 static int txn_dkim(struct txn *t)
 {
-	struct buf wire = BUF_INIT(8 * SPOOL_DKIM_SLOT);
+	struct buf wire = BUF_INIT(2 * (t->m->dkim.n + 1) * SPOOL_DKIM_SLOT);
 	int rc;
 
 	for (size_t i = 0; i < t->m->dkim.n; i++) {
@@ -863,15 +887,17 @@ void relay_close(struct relay *r)
 {
 	struct smtp_reply rep = { 0 };
 
+	bool clean = false;
+
 	if (r->c.fd >= 0 && !r->broken) {
 		buf_init(&rep.text, SMTP_TEXT_MAX);
 		if (relay_command(r, "QUIT", NULL) == 0)
-			relay_reply(r, 10, &rep);
+			clean = relay_reply(r, 10, &rep) == 0;
 		smtp_reply_free(&rep);
 	}
 	if (r->c.ssl)
 		tlscache_save(r->rc, r->dirfd);
-	conn_close(&r->c);
+	conn_close(&r->c, clean);
 	buf_free(&r->in);
 	buf_free(&r->ehlo);
 	smtp_reply_free(&r->last);

@@ -79,10 +79,14 @@ static int sasl_b64(struct buf *out, const unsigned char *raw, size_t n)
 
 	if (n > SASL_RAW_MAX)
 		return -1;
+	int rc;
+
 	if (n == 0)
 		return buf_puts(out, "=");
 	EVP_EncodeBlock(enc, raw, (int)n);
-	return buf_puts(out, (char *)enc);
+	rc = buf_puts(out, (char *)enc);
+	explicit_bzero(enc, sizeof(enc));
+	return rc;
 }
 
 /* sasl_raw - the initial response of mech, unencoded; -1 if too long */
@@ -166,8 +170,9 @@ int sasl_step(const struct sasl_cred *c, unsigned mech, unsigned step,
 		if (step > 1)
 			return -1;
 		v = step == 0 ? c->user : c->secret;
-		return sasl_b64(out, (const unsigned char *)(v ? v : ""),
-				v ? strlen(v) : 0);
+		if (v == NULL || *v == '\0')
+			return 0;	/* an empty line, not "=" (RFC 4954) */
+		return sasl_b64(out, (const unsigned char *)v, strlen(v));
 	case AUTH_CRAM_MD5:
 		return step == 0 ? sasl_cram(c, challenge, out) : -1;
 	case AUTH_XOAUTH2:

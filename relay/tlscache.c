@@ -26,7 +26,8 @@
 static struct {
 	const struct conf_relay *rc;
 	SSL_SESSION *s;		/* the newest session, ours */
-	const SSL_SESSION *saved;	/* the one in the file (or loaded) */
+	SSL_SESSION *saved;	/* the one in the file (or loaded), held:
+				 * a freed one's address could come back */
 	char key[65];		/* hex SHA-256 of the settings */
 } tlscache[TLSCACHE_SLOTS];
 
@@ -38,8 +39,15 @@ static void tlscache_key(const struct conf_relay *rc, char out[65])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	struct buf b = BUF_INIT(16 * 1024);
+	struct stat st;
 
 	buf_printf(&b, "%u|%d|%d", rc->port, (int)rc->tls, rc->tls_min);
+	/* a ca_file rewritten in place is another trust store */
+	if (rc->ca_file && stat(rc->ca_file, &st) == 0)
+		buf_printf(&b, "|%llu:%llu:%lld.%09ld",
+			   (unsigned long long)st.st_ino,
+			   (unsigned long long)st.st_size,
+			   (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		buf_printf(&b, "|%zu:%s", v[i] ? strlen(v[i]) : 0,
 			   v[i] ? v[i] : "");
@@ -118,7 +126,8 @@ SSL_SESSION **tlscache_slot(const struct conf_relay *rc, int dirfd)
 		if (dirfd >= 0 && rc->client_cert == NULL)
 			tlscache[i].s = tlscache_load(rc, dirfd,
 						      tlscache[i].key);
-		tlscache[i].saved = tlscache[i].s;
+		if ((tlscache[i].saved = tlscache[i].s) != NULL)
+			SSL_SESSION_up_ref(tlscache[i].saved);
 		return &tlscache[i].s;
 	}
 	return NULL;
@@ -159,10 +168,14 @@ void tlscache_save(const struct conf_relay *rc, int dirfd)
 			return;
 		if ((b = BIO_new(BIO_s_mem())) == NULL)
 			return;
-		BIO_printf(b, "%s %s\n", TLSCACHE_MAGIC, tlscache[i].key);
+		BIO_puts(b, TLSCACHE_MAGIC " ");
+		BIO_puts(b, tlscache[i].key);
+		BIO_puts(b, "\n");
 		if (PEM_write_bio_SSL_SESSION(b, tlscache[i].s) == 1 &&
 		    (n = BIO_get_mem_data(b, &pem)) > 0 && n < TLSCACHE_MAX)
 			tlscache_write(rc, dirfd, pem, (size_t)n);
+		SSL_SESSION_free(tlscache[i].saved);
+		SSL_SESSION_up_ref(tlscache[i].s);
 		tlscache[i].saved = tlscache[i].s;
 		BIO_free(b);
 		return;

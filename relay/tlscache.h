@@ -16,7 +16,8 @@
  *
  *	The file's first line binds the session to the settings it was
  *	verified under (host, address, port, TLS mode and minimum version,
- *	trust store, pins, client certificate), as a SHA-256: a session
+ *	trust store, and the ca_file's inode, size and modification time,
+ *	pins, client certificate), as a SHA-256: a session
  *	made under other settings is never offered. A session made with a
  *	client certificate stays in memory only, so the file never carries
  *	a client identity. The file is a cache: written through a

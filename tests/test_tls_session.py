@@ -104,3 +104,44 @@ def test_a_parallel_flush_resumes_on_every_connection(relay, outbox):
     msgs = r.wait_for(41)[1:]
     assert r.connections - before >= 2             # both workers connected
     assert [m for m in msgs if not m["tls_resumed"]] == []
+
+
+def test_a_rewritten_ca_file_is_another_trust_store(relay, outbox, certs, tmp_path):
+    ca = str(tmp_path / "ca.pem")
+    shutil.copy(certs["ca"], ca)
+    r = relay()
+    ob = outbox(r, relay={"ca_file": ca})
+    deliver(ob, r, 1)
+    assert deliver(ob, r, 2)["tls_resumed"] is True
+    with open(ca, "ab") as f:                   # same path, new contents
+        f.write(b"\n")
+    assert deliver(ob, r, 3)["tls_resumed"] is False
+
+
+def test_a_ca_file_without_a_certificate_is_named(relay, outbox, tmp_path):
+    # the file is parsed at the first full handshake, and its failure is
+    # reported as the trust store's, not as a bad certificate
+    ca = tmp_path / "empty.pem"
+    ca.write_bytes(b"not a certificate\n")
+    r = relay()
+    ob = outbox(r, relay={"ca_file": str(ca)})
+    res = ob.run(["-v", "-i", "bob@example.org"], input=MSG)
+    assert res.returncode == 0                  # queued: nothing was sent
+    assert r.messages == []
+    assert b"cannot load ca_file %s" % str(ca).encode() in res.stderr
+
+
+def test_later_connections_of_one_process_resume(relay, outbox):
+    # Regression: the connection was freed without close_notify, which
+    # made OpenSSL spoil the session it had cached: only the file helped
+    r = relay(close_after=1)                    # one message per connection
+    ob = outbox(r)
+    for i in range(3):
+        res = ob.run(["-odq", "-i", "bob@example.org"],
+                     input=b"Subject: n %d\n\nbody\n" % i)
+        assert res.returncode == 0, res.stderr
+    assert not os.path.exists(cache(ob))
+    assert ob.run(["-q"]).returncode == 0
+    msgs = r.wait_for(3)
+    assert r.connections == 3
+    assert [m["tls_resumed"] for m in msgs] == [False, True, True]
