@@ -169,13 +169,19 @@ def fmt_ms(m):
 
 
 def timed(cmd, data=b"", env=None):
-    t = now()
-    r = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, env=env)
-    dt = now() - t
-    if r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd[:3]), r.returncode,
-                                                r.stderr[-300:]))
+    """Seconds until cmd exits (its waitpid), the message on stdin. Its
+    standard error goes to a file, not a pipe: a client that forks (dma,
+    outbox -odb) would otherwise be timed until its child let go of the
+    pipe, which is not what a caller such as PHP's mail() waits for."""
+    with tempfile.TemporaryFile() as err:
+        t = now()
+        r = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL,
+                           stderr=err, env=env)
+        dt = now() - t
+        if r.returncode != 0:
+            err.seek(0)
+            raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd[:3]), r.returncode,
+                                                    err.read()[-300:]))
     return dt
 
 
