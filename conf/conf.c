@@ -853,25 +853,34 @@ static void conf_check_auth(const struct conf *c, struct conf_relay *r)
 	}
 }
 
+/* conf_pin_next - the next entry of a pin_sha256 list ("A;B, C", each
+ * optionally "sha256//A"): its start, its length in *n, and *v moved
+ * past it; NULL at the end */
+const char *conf_pin_next(const char **v, size_t *n)
+{
+	const char *p = *v + strspn(*v, " \t,;");
+
+	if ((*n = strcspn(p, " \t,;")) == 0)
+		return NULL;
+	*v = p + *n;
+	if (*n > 8 && strncmp(p, "sha256//", 8) == 0) {
+		p += 8;
+		*n -= 8;
+	}
+	return p;
+}
+
 /* conf_check_pins - each entry is a base64 SHA-256 hash */
 static int conf_check_pins(const char *v)
 {
-	while (*v) {
-		size_t n;
+	const char *p;
+	size_t n;
 
-		v += strspn(v, " \t,;");
-		if ((n = strcspn(v, " \t,;")) == 0)
-			break;
-		if (n > 8 && strncmp(v, "sha256//", 8) == 0) {
-			v += 8;
-			n -= 8;
-		}
-		if (n != 44 || v[43] != '=' ||
-		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	while ((p = conf_pin_next(&v, &n)) != NULL)
+		if (n != 44 || p[43] != '=' ||
+		    strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			   "abcdefghijklmnopqrstuvwxyz0123456789+/") != 43)
 			return -1;
-		v += n;
-	}
 	return 0;
 }
 

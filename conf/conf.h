@@ -141,6 +141,7 @@ const struct conf_relay *conf_relay_for(const struct conf *,
 bool conf_relay_serves(const struct conf_relay *, const char *sender);
 const char *conf_auth_name(unsigned mech);
 bool conf_host_is_loopback(const char *host);
+const char *conf_pin_next(const char **v, size_t *n);
 FILE *conf_open_secret(const char *what, const char *path, char *err,
 		       size_t errlen);
 

@@ -19,6 +19,7 @@
 
 #include "message/dkim.h"
 #include "util/log.h"
+#include "util/ossl.h"
 #include "util/strlist.h"
 
 #define DKIM_KEY_MAX 16384	/* bytes of a key file */
@@ -46,16 +47,6 @@ struct dkim_signer {
 	EVP_MD_CTX *body;
 	struct dkim_canon canon;
 };
-
-/* dkim_no_passphrase - never prompt for a key passphrase */
-static int dkim_no_passphrase(char *buf, int size, int rw, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rw;
-	(void)u;
-	return 0;
-}
 
 /* dkim_raw_seed - a base64 Ed25519 seed (32 bytes, or 64 with the
  * public half) as dknewkey writes it */
@@ -106,7 +97,7 @@ static EVP_PKEY *dkim_load(const struct conf_dkim *k, char *err, size_t len)
 		return NULL;
 	bio = BIO_new_mem_buf(text, -1);
 	if (bio)
-		pk = PEM_read_bio_PrivateKey(bio, NULL, dkim_no_passphrase,
+		pk = PEM_read_bio_PrivateKey(bio, NULL, ossl_no_passphrase,
 					     NULL);
 	BIO_free(bio);
 	if (pk == NULL)

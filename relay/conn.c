@@ -20,6 +20,7 @@
 #include "relay/conn.h"
 #include "relay/net.h"
 #include "relay/relay.h"
+#include "util/ossl.h"
 #include "util/buf.h"
 
 /* conn_error - OpenSSL's reason for the last failure, or a fallback */
@@ -114,17 +115,6 @@ static int conn_client_cert(SSL_CTX *ctx, const struct conf_relay *rc,
 	return -1;
 }
 
-/* conn_no_passphrase - OpenSSL's passphrase callback: an encrypted
- * client_key fails at once instead of prompting on the terminal */
-static int conn_no_passphrase(char *buf, int size, int rw, void *arg)
-{
-	(void)buf;
-	(void)size;
-	(void)rw;
-	(void)arg;
-	return 0;
-}
-
 /* conn_prepare - the TLS context for this relay, made before it is
  * needed: building it (~2 ms of OpenSSL 3.0's algorithm fetching) can
  * overlap the wait for the relay's greeting */
@@ -147,7 +137,7 @@ int conn_prepare(struct conn *c, const struct conf_relay *rc, char *err,
 	SSL_CTX_sess_set_new_cb(c->ctx, conn_new_session);
 	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_default_passwd_cb(c->ctx, conn_no_passphrase);
+	SSL_CTX_set_default_passwd_cb(c->ctx, ossl_no_passphrase);
 	if (conn_trust(c, rc, err, len) < 0 ||
 	    (rc->client_cert && conn_client_cert(c->ctx, rc, err, len) < 0)) {
 		SSL_CTX_free(c->ctx);
@@ -187,23 +177,14 @@ static int conn_name(SSL *ssl, const char *host)
 static bool conn_pinned(SSL *ssl, const char *pins)
 {
 	char mine[64];
+	const char *p;
+	size_t n;
 
 	if (tls_pin(ssl, mine, sizeof(mine)) < 0)
 		return false;
-	while (*pins) {
-		size_t n;
-
-		pins += strspn(pins, " \t,;");
-		if ((n = strcspn(pins, " \t,;")) == 0)
-			break;
-		if (n > 8 && strncmp(pins, "sha256//", 8) == 0) {
-			pins += 8;
-			n -= 8;
-		}
-		if (n == strlen(mine) && memcmp(pins, mine, n) == 0)
+	while ((p = conf_pin_next(&pins, &n)) != NULL)
+		if (n == strlen(mine) && memcmp(p, mine, n) == 0)
 			return true;
-		pins += n;
-	}
 	return false;
 }
 
