@@ -352,13 +352,11 @@ ssize_t conn_recv(struct conn *c, void *p, size_t n, long long deadline_ms)
 	}
 }
 
-/* conn_close - free the TLS state and close the socket; clean: the
- * session ended well (after QUIT), so close_notify is sent and the TLS
- * session stays resumable (OpenSSL spoils one freed without it) */
-void conn_close(struct conn *c, bool clean)
+/* conn_close - free the TLS state and close the socket. No close_notify:
+ * after QUIT and its 221 there is nothing left to protect, and the
+ * cached session is a copy that OpenSSL cannot spoil */
+void conn_close(struct conn *c)
 {
-	if (c->ssl && clean)
-		SSL_shutdown(c->ssl);	/* one try: no waiting for the peer's */
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	c->ssl = NULL;

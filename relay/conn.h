@@ -64,6 +64,6 @@ int conn_tls(struct conn *, const struct conf_relay *, long long deadline_ms,
 int conn_send(struct conn *, const void *, size_t, long long deadline_ms);
 ssize_t conn_recv(struct conn *, void *, size_t, long long deadline_ms);
 bool conn_resumed(const struct conn *);
-void conn_close(struct conn *, bool clean);
+void conn_close(struct conn *);
 
 #endif

@@ -429,7 +429,7 @@ static int relay_connect(struct relay *r, bool force, char *err, size_t len)
 /* relay_drop - forget a failed connect phase's connection */
 static void relay_drop(struct relay *r)
 {
-	conn_close(&r->c, false);
+	conn_close(&r->c);
 	buf_reset(&r->in);
 	r->in_pos = 0;
 }
@@ -887,17 +887,15 @@ void relay_close(struct relay *r)
 {
 	struct smtp_reply rep = { 0 };
 
-	bool clean = false;
-
 	if (r->c.fd >= 0 && !r->broken) {
 		buf_init(&rep.text, SMTP_TEXT_MAX);
 		if (relay_command(r, "QUIT", NULL) == 0)
-			clean = relay_reply(r, 10, &rep) == 0;
+			relay_reply(r, 10, &rep);
 		smtp_reply_free(&rep);
 	}
 	if (r->c.ssl)
 		tlscache_save(r->rc, r->dirfd);
-	conn_close(&r->c, clean);
+	conn_close(&r->c);
 	buf_free(&r->in);
 	buf_free(&r->ehlo);
 	smtp_reply_free(&r->last);
