@@ -29,11 +29,14 @@ readonly SYSROOT=${OUTBOX_SYSROOT:-}
 # that Postfix Cyrus SASL AUTH from a sasldb of its own; saslauthd is not
 # used and stays disabled. clang and its sanitizer runtimes
 # (libclang-rt-14-dev: libFuzzer, ASan, UBSan) build the fuzzing
-# harnesses (make fuzz, make fuzz-regress; fuzz/README).
+# harnesses (make fuzz, make fuzz-regress; fuzz/README); clang-tidy and
+# cppcheck are make lint, valgrind make check-valgrind. git send-email
+# needs Mail::Address (libmailtools-perl), only a Recommends of git-email.
 readonly DEPS=(gcc make pkg-config libssl-dev libinih-dev libcurl4-openssl-dev
 	openssl ca-certificates python3 python3-pytest python3-aiosmtpd
-	python3-dkim swaks php-cli bsd-mailx git git-email postfix msmtp
-	sasl2-bin libsasl2-modules libsasl2-modules-db clang libclang-rt-14-dev)
+	python3-dkim swaks php-cli bsd-mailx git git-email libmailtools-perl
+	postfix msmtp sasl2-bin libsasl2-modules libsasl2-modules-db clang
+	libclang-rt-14-dev clang-tidy cppcheck valgrind)
 readonly SYSTEM_PATHS=(/usr/sbin/sendmail /usr/lib/sendmail)
 readonly BACKUP_SUFFIX=.outbox-backup
 

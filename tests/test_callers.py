@@ -334,7 +334,7 @@ def test_git_send_email_series(relay, outbox, tmp_path, how):
             rb"From: dev@example\.org\r\nTo: bob@example\.org\r\n"
             rb"Cc: Dev Eloper <dev@example\.org>\r\n"
             rb"Subject: \[PATCH (\d)/3\] Change number (\d)\r\n"
-            rb"Date: [A-Z][a-z]{2}, \d\d? [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n"
+            rb"Date: [A-Z][a-z]{2},  ?\d\d? [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n"
             rb"Message-Id: <([^>\r\n]+)>\r\n"
             rb"X-Mailer: git-send-email [0-9.]+\r\n"
             rb"(?:In-Reply-To: <([^>\r\n]+)>\r\nReferences: <([^>\r\n]+)>\r\n)?"
