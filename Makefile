@@ -123,7 +123,7 @@ lint-cppcheck:
 # and its crash reproducers in fuzz/regress/ once: seconds.
 FUZZ_TIME    ?= 60
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := addr header smtpd reply sasl conf spool oauth2 dkim
+FUZZ_TARGETS := addr header smtpd reply sasl conf spool cache oauth2 dkim
 FUZZ_BUILD   := build/fuzz
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 

@@ -23,7 +23,7 @@ readonly BUILD=build/fuzz
 # -max_len per target: what one realistic input of that kind needs
 declare -A MAX_LEN=(
 	[addr]=4096 [header]=65536 [smtpd]=65536 [reply]=8192 [sasl]=16384
-	[conf]=16384 [spool]=32768 [oauth2]=16384 [dkim]=32768
+	[conf]=16384 [spool]=32768 [cache]=16384 [oauth2]=16384 [dkim]=32768
 )
 
 usage() {

@@ -473,17 +473,8 @@ int oauth2_parse_reply(const char *json, size_t len,
  * The cache
  */
 
-/* what the cache file holds */
-struct oauth2_cache {
-	char origin[65];	/* hex SHA-256 of the file's refresh token */
-	char *refresh_token;	/* the one to use: rotated, or the file's */
-	char *access_token;	/* NULL: none yet */
-	long long expires;	/* epoch seconds */
-	bool invalid_grant;	/* the refresh token was refused */
-};
-
 /* oauth2_cache_free - wipe the tokens; the cache is empty after */
-static void oauth2_cache_free(struct oauth2_cache *c)
+void oauth2_cache_free(struct oauth2_cache *c)
 {
 	oauth2_wipe(c->refresh_token);
 	oauth2_wipe(c->access_token);
@@ -528,7 +519,7 @@ static int oauth2_cache_line(struct oauth2_cache *c, const char *key,
 }
 
 /* oauth2_cache_parse - the cache file's text (changed in place) into c */
-static int oauth2_cache_parse(struct oauth2_cache *c, char *text)
+int oauth2_cache_parse(struct oauth2_cache *c, char *text)
 {
 	char *line = text, *nl, *sp;
 
@@ -592,7 +583,7 @@ static void oauth2_cache_read(int dirfd, const char *name,
 }
 
 /* oauth2_cache_text - the cache file's lines */
-static int oauth2_cache_text(const struct oauth2_cache *c, struct buf *b)
+int oauth2_cache_text(const struct oauth2_cache *c, struct buf *b)
 {
 	int rc = buf_printf(b, "origin %s\n", c->origin);
 

@@ -13,6 +13,10 @@
  *	void oauth2_reply_free(struct oauth2_reply *);
  *
  *	void oauth2_set_post(oauth2_post_fn *post);
+ *
+ *	int oauth2_cache_parse(struct oauth2_cache *c, char *text);
+ *	int oauth2_cache_text(const struct oauth2_cache *c, struct buf *b);
+ *	void oauth2_cache_free(struct oauth2_cache *c);
  * DESCRIPTION
  *	oauth2_token() hands out an access token for the relay rc. The user
  *	authorised outbox once and put the refresh token in
@@ -60,6 +64,12 @@
  *	secrets), appends the reply to reply (bounded at 64 KiB) and sets
  *	the HTTP status, or returns -1 with a reason in err. NULL restores
  *	HTTPS.
+ *
+ *	oauth2_cache_parse() reads the cache file's text (NUL-terminated,
+ *	changed in place) into c, which starts zeroed; oauth2_cache_text()
+ *	appends the file's lines for c to b; oauth2_cache_free() wipes and
+ *	frees c's tokens. oauth2_token() is their one user; they are here
+ *	for the fuzzing harness (fuzz/fuzz_cache.c).
  * DIAGNOSTICS
  *	oauth2_token() returns NULL with a one-line reason in err, which
  *	never holds a secret. With *reauth set the refresh token was
@@ -69,7 +79,10 @@
  *	left as it was. Either way the mail stays queued.
  *
  *	oauth2_parse_reply() returns -1 on malformed input, every member
- *	then NULL.
+ *	then NULL. oauth2_cache_parse() returns -1 for a malformed cache:
+ *	a line without a space or a newline, a bad origin, token, expiry
+ *	or state, or no origin; c then needs oauth2_cache_free().
+ *	oauth2_cache_text() returns -1 when b's bound is reached.
  */
 #ifndef OUTBOX_OAUTH2_H
 #define OUTBOX_OAUTH2_H
@@ -102,6 +115,19 @@ char *oauth2_token(const struct conf_relay *rc, int dirfd, bool force,
 int oauth2_parse_reply(const char *json, size_t len,
 		       struct oauth2_reply *out);
 void oauth2_reply_free(struct oauth2_reply *);
+
+/* what the cache file holds */
+struct oauth2_cache {
+	char origin[65];	/* hex SHA-256 of the file's refresh token */
+	char *refresh_token;	/* the one to use: rotated, or the file's */
+	char *access_token;	/* NULL: none yet */
+	long long expires;	/* epoch seconds */
+	bool invalid_grant;	/* the refresh token was refused */
+};
+
+int oauth2_cache_parse(struct oauth2_cache *, char *text);
+int oauth2_cache_text(const struct oauth2_cache *, struct buf *);
+void oauth2_cache_free(struct oauth2_cache *);
 
 typedef int oauth2_post_fn(const char *url, const char *body,
 			   struct buf *reply, long *status, char *err,

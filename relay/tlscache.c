@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -87,29 +88,48 @@ static int tlscache_read(int dirfd, const char *name, char *out, size_t len)
 	return 0;
 }
 
-/* tlscache_load - the session in tls-NAME, if it fits these settings */
-static SSL_SESSION *tlscache_load(const struct conf_relay *rc, int dirfd,
-				  const char *key)
+/* tlscache_fresh - s began at or before now and has not expired; a
+ * session from the future (a clock set back, a corrupt file) is not:
+ * its times come from the file, so no sum of them may overflow */
+static bool tlscache_fresh(const SSL_SESSION *s, time_t now)
 {
-	char name[256], text[TLSCACHE_MAX], head[128];
+	long t = SSL_SESSION_get_time(s), d = SSL_SESSION_get_timeout(s);
+
+	return t >= 0 && t <= now && now - t < d;
+}
+
+/* tlscache_parse - the session in a tls-NAME file's text */
+SSL_SESSION *tlscache_parse(const char *text, const char *key, time_t now)
+{
+	char head[128];
 	SSL_SESSION *s = NULL;
 	BIO *b;
 
-	tlscache_name(rc, "", name, sizeof(name));
 	snprintf(head, sizeof(head), "%s %s\n", TLSCACHE_MAGIC, key);
-	if (tlscache_read(dirfd, name, text, sizeof(text)) < 0 ||
-	    strncmp(text, head, strlen(head)) != 0)
+	if (strncmp(text, head, strlen(head)) != 0)
 		return NULL;
 	if ((b = BIO_new_mem_buf(text + strlen(head), -1)) != NULL)
 		s = PEM_read_bio_SSL_SESSION(b, NULL, NULL, NULL);
 	BIO_free(b);
-	explicit_bzero(text, sizeof(text));
-	if (s && (!SSL_SESSION_is_resumable(s) ||
-		  SSL_SESSION_get_time(s) + SSL_SESSION_get_timeout(s) <=
-		  time(NULL))) {
+	if (s && (!SSL_SESSION_is_resumable(s) || !tlscache_fresh(s, now))) {
 		SSL_SESSION_free(s);
 		s = NULL;
 	}
+	return s;
+}
+
+/* tlscache_load - the session in tls-NAME, if it fits these settings */
+static SSL_SESSION *tlscache_load(const struct conf_relay *rc, int dirfd,
+				  const char *key)
+{
+	char name[256], text[TLSCACHE_MAX];
+	SSL_SESSION *s;
+
+	tlscache_name(rc, "", name, sizeof(name));
+	if (tlscache_read(dirfd, name, text, sizeof(text)) < 0)
+		return NULL;
+	s = tlscache_parse(text, key, time(NULL));
+	explicit_bzero(text, sizeof(text));
 	return s;
 }
 

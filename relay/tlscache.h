@@ -7,6 +7,8 @@
  *	SSL_SESSION **slot = tlscache_slot(rc, spool_dirfd);
  *	conn_tls(&c, rc, deadline, slot, ...);	// offers *slot, updates it
  *	tlscache_save(rc, spool_dirfd);		// when the session changed
+ *
+ *	SSL_SESSION *s = tlscache_parse(text, key, time(NULL));
  * DESCRIPTION
  *	A resumed TLS session skips the relay's certificate, its signature
  *	and our verification of the chain: the dearest part of a delivery
@@ -23,6 +25,12 @@
  *	a client identity. The file is a cache: written through a
  *	temporary file and rename(2) without fsync, and whatever cannot be
  *	parsed, or has expired, is ignored.
+ *
+ *	tlscache_parse() is that reading of a file's text (NUL-terminated):
+ *	the session, if the first line is "outbox-tls-session-1 KEY" for
+ *	this key (64 hex digits) and the PEM after it holds a session that
+ *	can be resumed, began at or before now and has not expired; NULL
+ *	otherwise. The caller frees it (SSL_SESSION_free).
  * DIAGNOSTICS
  *	None: without a usable session the handshake is simply a full one.
  */
@@ -30,10 +38,12 @@
 #define OUTBOX_TLSCACHE_H
 
 #include <openssl/ssl.h>
+#include <time.h>
 
 #include "conf/conf.h"
 
 SSL_SESSION **tlscache_slot(const struct conf_relay *, int dirfd);
 void tlscache_save(const struct conf_relay *, int dirfd);
+SSL_SESSION *tlscache_parse(const char *text, const char *key, time_t now);
 
 #endif
