@@ -157,7 +157,13 @@ after wait_for()):
   .peers        [(host, port)] of every connection, as accepted (also
                 those that fail the TLS handshake), in order
   .open_connections
-                connections open right now
+                connections open right now: from accept until the
+                relay reads the client's QUIT (a client that waits for
+                the 221, as outbox does, is done with it) or the socket
+                closes, whichever comes first.  Ending at QUIT keeps the
+                count exact: a client that got its 221 and then opened
+                a new connection is never seen with two, however late
+                the relay's event loop gets to the old socket's close
   .max_concurrent
                 the most connections that were open at the same time
   .auth_mechs   [str] the mechanism of every successful AUTH, in order
@@ -518,6 +524,12 @@ class _RelaySMTP(SMTP):
             del result[key]
         return result
 
+    @_same_help(SMTP.smtp_QUIT)
+    async def smtp_QUIT(self, arg):
+        if not arg:
+            self._relay._note_done(tuple(self.session.peer))
+        return await super().smtp_QUIT(arg)
+
     @_same_help(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg):
         if not self._relay.dsn:
@@ -698,11 +710,13 @@ class _ConnSocket(socket.socket):
 
     _relay = None
 
+    _peer = None
+
     def close(self):
         relay, self._relay = self._relay, None
         super().close()
         if relay is not None:
-            relay._note_close()
+            relay._note_done(self._peer)
 
 
 class _ListenSocket(socket.socket):
@@ -718,7 +732,8 @@ class _ListenSocket(socket.socket):
             return conn, addr       # the Controller's own start-up probe
         conn = _ConnSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
         conn._relay = relay
-        relay._note_accept(addr)
+        conn._peer = tuple(addr)
+        relay._note_accept(conn._peer)
         return conn, addr
 
 
@@ -891,6 +906,7 @@ class Relay:
         self.peers = []
         self.auth_mechs = []
         self.open_connections = 0
+        self._open = set()              # peers of the open connections
         self.max_concurrent = 0
         self._warming = False           # True while Controller.start() probes
         self._cond = threading.Condition()
@@ -994,15 +1010,18 @@ class Relay:
         with self._cond:
             self.connections += 1
 
-    def _note_accept(self, addr):
+    def _note_accept(self, peer):
         with self._cond:
-            self.peers.append(tuple(addr[:2]))
-            self.open_connections += 1
+            self.peers.append(peer[:2])
+            self._open.add(peer)
+            self.open_connections = len(self._open)
             self.max_concurrent = max(self.max_concurrent, self.open_connections)
 
-    def _note_close(self):
+    def _note_done(self, peer):
+        """The connection from peer is over: QUIT read, or closed."""
         with self._cond:
-            self.open_connections -= 1
+            self._open.discard(peer)
+            self.open_connections = len(self._open)
 
     def _auth_ok(self, session, mechanism, user):
         """A successful AUTH: noted before aiosmtpd sends the 235."""
