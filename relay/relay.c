@@ -176,16 +176,23 @@ static void relay_caps(struct relay *r)
 	}
 }
 
+/* relay_observe_peer - relay_probe(): the address connected to */
+static void relay_observe_peer(struct relay *r, const struct net_peer *peer)
+{
+	struct relay_info *i = r->info;
+
+	snprintf(i->address, sizeof(i->address), "%s", peer->address);
+	i->port = peer->port;
+}
+
 /* relay_observe - relay_probe(): the session as it stands after the
  * EHLO that follows TLS */
-static void relay_observe(struct relay *r, const struct net_peer *peer)
+static void relay_observe(struct relay *r)
 {
 	struct relay_info *i = r->info;
 	const char *caps = strchr(buf_str(&r->ehlo), '\n');
 	size_t n = 0;
 
-	snprintf(i->address, sizeof(i->address), "%s", peer->address);
-	i->port = peer->port;
 	if (r->c.ssl)
 		tls_describe(r->c.ssl, i);
 	while (caps && caps[1] && n + 2 < sizeof(i->caps)) {
@@ -248,6 +255,8 @@ static int relay_tls(struct relay *r, char *err, size_t len)
 			    conn_resumed(&r->c) ? ", session resumed" : "");
 		return 0;
 	}
+	if (r->info && r->c.ssl)	/* what the relay presented */
+		tls_describe(r->c.ssl, r->info);
 	return relay_fail(r, r->c.ctx ? RELAY_STEP_TLS : RELAY_STEP_CONFIG,
 			  err, len, "%s", why);
 }
@@ -387,6 +396,8 @@ static int relay_session(struct relay *r, const char *secret, char *err,
 				   sizeof(why))) < 0)
 		return relay_fail(r, fail == NET_RESOLVE ? RELAY_STEP_RESOLVE :
 				  RELAY_STEP_CONNECT, err, len, "%s", why);
+	if (r->info)
+		relay_observe_peer(r, &peer);
 	if (rc->tls != CONF_TLS_NONE &&
 	    conn_prepare(&r->c, rc, why, sizeof(why)) < 0)
 		return relay_fail(r, RELAY_STEP_CONFIG, err, len, "%s", why);
@@ -398,7 +409,7 @@ static int relay_session(struct relay *r, const char *secret, char *err,
 	    (relay_starttls(r, err, len) < 0 || relay_ehlo(r, err, len) < 0))
 		return -1;
 	if (r->info)
-		relay_observe(r, &peer);
+		relay_observe(r);
 	return relay_auth(r, secret, err, len);
 }
 

@@ -7,9 +7,16 @@
  *	peer certificate's subject, issuer, expiry and public key pin (the
  *	base64 SHA-256 of its SubjectPublicKeyInfo, the value pin_sha256
  *	takes). tls_pin() computes that pin alone, for conn.c's check.
+ *
+ *	After a handshake that verification refused, OpenSSL keeps no peer
+ *	certificate, but the chain the relay sent is still in the session:
+ *	its first certificate is the relay's own, and what --check-relays
+ *	shows, so that a wrong name, an unknown issuer or a changed key
+ *	can be seen.
  */
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,10 +53,22 @@ static void tls_expiry(const X509 *cert, char *out, size_t len)
 	BIO_free(b);
 }
 
+/* tls_peer - the relay's certificate, verified or not; X509_free it */
+static X509 *tls_peer(SSL *ssl)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	STACK_OF(X509) *chain;
+
+	if (cert == NULL && (chain = SSL_get_peer_cert_chain(ssl)) != NULL &&
+	    sk_X509_num(chain) > 0 && (cert = sk_X509_value(chain, 0)) != NULL)
+		X509_up_ref(cert);
+	return cert;
+}
+
 /* tls_pin - base64 SHA-256 of the peer's SubjectPublicKeyInfo */
 int tls_pin(SSL *ssl, char *out, size_t len)
 {
-	X509 *cert = SSL_get1_peer_certificate(ssl);
+	X509 *cert = tls_peer(ssl);
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	int n = cert ? i2d_PUBKEY(X509_get0_pubkey(cert), &der) : -1;
@@ -77,7 +96,7 @@ void tls_describe(SSL *ssl, struct relay_info *i)
 	if ((cipher = SSL_get_current_cipher(ssl)) != NULL)
 		snprintf(i->cipher, sizeof(i->cipher), "%s",
 			 SSL_CIPHER_get_name(cipher));
-	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL)
+	if ((cert = tls_peer(ssl)) == NULL)
 		return;
 	tls_name(X509_get_subject_name(cert), i->subject, sizeof(i->subject));
 	tls_name(X509_get_issuer_name(cert), i->issuer, sizeof(i->issuer));

@@ -4,6 +4,7 @@ per-sender relays, parallel connections for a flush, pacing, routing
 Each test starts its own loopback relays."""
 import email
 import os
+import re
 import time
 
 import pytest
@@ -272,6 +273,26 @@ def test_check_names_the_failing_step(relay, outbox, case, want_code, want):
     assert r.messages == []
     if case == "password":
         assert "auth:         PLAIN as alice: refused" in out
+
+
+@pytest.mark.parametrize("case", ["wrong-cert", "self-signed", "pin"])
+def test_check_shows_the_certificate_a_tls_failure_came_from(relay, outbox, case):
+    # what the relay presented is what the user needs to fix ca_file,
+    # host or pin_sha256: shown even though verification failed
+    good = check(outbox(relay()))[1]
+    pin = re.search(r"pin_sha256:   (\S+)", good).group(1)
+    r = relay(cert={"wrong-cert": "wrong", "self-signed": "selfsigned"}.get(case, "server"))
+    code, out = check(outbox(r, relay={"pin_sha256": "A" * 43 + "="} if case == "pin" else {}))
+    assert code == 76, out
+    assert "connected:    127.0.0.1 port %d" % r.port in out
+    subject = {"wrong-cert": "CN = wrong.example", "self-signed": "CN = localhost",
+               "pin": "CN = localhost"}[case]
+    assert "certificate:  %s" % subject in out
+    assert re.search(r"pin_sha256:   [A-Za-z0-9+/]{43}=", out)
+    if case == "pin":
+        assert "pin_sha256:   %s" % pin in out
+    assert "auth:         not attempted" in out
+    assert r.messages == [] and not any(c.upper().startswith("AUTH") for c in r.commands)
 
 
 def test_check_every_relay_and_exit_with_the_first_failure(relay, outbox, certs):

@@ -169,6 +169,9 @@ OSSL(int, i2d_PUBKEY, (const EVP_PKEY *k, unsigned char **pp), (k, pp))
 
 /* libcrypto: certificates */
 OSSL_VOID(X509_free, (X509 *x), (x))
+OSSL(int, X509_up_ref, (X509 *x), (x))
+OSSL(int, OPENSSL_sk_num, (const OPENSSL_STACK *k), (k))
+OSSL(void *, OPENSSL_sk_value, (const OPENSSL_STACK *k, int i), (k, i))
 OSSL(X509_NAME *, X509_get_subject_name, (const X509 *x), (x))
 OSSL(X509_NAME *, X509_get_issuer_name, (const X509 *x), (x))
 OSSL(const ASN1_TIME *, X509_get0_notAfter, (const X509 *x), (x))
@@ -235,6 +238,7 @@ OSSL(const char *, SSL_get_version, (const SSL *s), (s))
 OSSL(const SSL_CIPHER *, SSL_get_current_cipher, (const SSL *s), (s))
 OSSL(const char *, SSL_CIPHER_get_name, (const SSL_CIPHER *c), (c))
 OSSL(X509 *, SSL_get1_peer_certificate, (const SSL *s), (s))
+OSSL(STACK_OF(X509) *, SSL_get_peer_cert_chain, (const SSL *s), (s))
 
 /* libssl: sessions */
 OSSL_VOID(SSL_SESSION_free, (SSL_SESSION *s), (s))
