@@ -12,9 +12,9 @@ PKGS    := libcurl libssl libcrypto inih
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -I.
+	   -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -I. -pthread
 CFLAGS  += $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs inih)
+LDLIBS  += $(shell pkg-config --libs inih) -pthread
 
 # Debian's libinih exposes its limits as globals; outbox raises the line
 # limit and turns continuation lines off where it can (conf/conf.c).

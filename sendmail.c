@@ -40,6 +40,7 @@
 #include "relay/check.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/ossl.h"
 #include "util/strlist.h"
 
 enum mode {
@@ -445,6 +446,9 @@ static int mode_submit(const struct conf *c, const struct cmdline *cl)
 	struct spool_msg m;
 	int rc, ex = EX_OK;
 
+	if (!cl->queue_only && !cl->background && c->nrelays > 0 &&
+	    c->relays[0].tls != CONF_TLS_NONE)
+		ossl_warm();	/* TLS comes next: load it while we spool */
 	build_envelope(c, cl, &sub);
 	if (sub.rcpts.n == 0 && !sub.extract)
 		log_die(EX_USAGE, "no recipients given (use -t to read them "

@@ -25,6 +25,7 @@
 #include "message/dkim.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/ossl.h"
 #include "util/sys.h"
 
 #define RELAY_IN_MAX	(64 * 1024)	/* unconsumed reply bytes */
@@ -248,8 +249,11 @@ static int relay_tls(struct relay *r, char *err, size_t len)
 	char why[768];
 	bool verify;
 
-	if (conn_tls(&r->c, r->rc, r->deadline, tlscache_slot(r->rc, r->dirfd),
-		     &verify, why, sizeof(why)) == 0) {
+	/* a probe (--check-relays) resumes nothing: it shows what a full
+	 * handshake sees, the certificate included */
+	if (conn_tls(&r->c, r->rc, r->deadline, r->info ? NULL :
+		     tlscache_slot(r->rc, r->dirfd), &verify, why,
+		     sizeof(why)) == 0) {
 		log_verbose("TLS: %s, %s%s", SSL_get_version(r->c.ssl),
 			    SSL_get_cipher_name(r->c.ssl),
 			    conn_resumed(&r->c) ? ", session resumed" : "");
@@ -398,7 +402,10 @@ static int relay_session(struct relay *r, const char *secret, char *err,
 				  RELAY_STEP_CONNECT, err, len, "%s", why);
 	if (r->info)
 		relay_observe_peer(r, &peer);
-	if (rc->tls != CONF_TLS_NONE &&
+	/* the TLS context is built while the relay greets, unless OpenSSL
+	 * is still loading in the warm-up thread: then at the handshake,
+	 * and the greeting, EHLO and STARTTLS overlap the loading */
+	if (rc->tls != CONF_TLS_NONE && !ossl_warming() &&
 	    conn_prepare(&r->c, rc, why, sizeof(why)) < 0)
 		return relay_fail(r, RELAY_STEP_CONFIG, err, len, "%s", why);
 	if (rc->tls == CONF_TLS_IMPLICIT && relay_tls(r, err, len) < 0)

@@ -24,7 +24,10 @@
  *	client certificate stays in memory only, so the file never carries
  *	a client identity. The file is a cache: written through a
  *	temporary file and rename(2) without fsync, and whatever cannot be
- *	parsed, or has expired, is ignored.
+ *	parsed, or has expired, is ignored. It holds the session without
+ *	the relay's certificate unless pins are set: resumption does not
+ *	need it, a pin is checked against it on every connection, and
+ *	decoding its key is most of what reading the file would cost.
  *
  *	tlscache_parse() is that reading of a file's text (NUL-terminated):
  *	the session, if the first line is "outbox-tls-session-1 KEY" for

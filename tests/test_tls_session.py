@@ -3,8 +3,10 @@ kept in the spool as tls-NAME and offered by the next process, but only
 under the settings it was verified under, never from a file that is not
 the user's own 0600 one, and never written for a client certificate.
 The relay records, per message, whether its TLS session was resumed."""
+import base64
 import os
 import shutil
+import ssl
 
 MSG = b"Subject: tls session\n\nbody\n"
 
@@ -32,6 +34,40 @@ def test_the_next_delivery_resumes_the_session(relay, outbox):
     second = deliver(ob, r, 2)
     assert second["tls_resumed"] is True and second["tls"] is True
     assert second["auth_mech"] == "PLAIN"      # AUTH still happens
+
+
+def session_der(ob):
+    """The DER of the session in the spool's tls-relay file."""
+    with open(cache(ob), "rb") as f:
+        lines = f.read().splitlines()
+    return base64.b64decode(b"".join(l for l in lines[1:] if not l.startswith(b"-----")))
+
+
+def cert_der(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_the_file_holds_no_certificate_unless_a_pin_needs_it(relay, outbox, certs):
+    # a resumed session needs no certificate, and parsing one is most of
+    # the cost of reading the file; a pin is checked on every connection,
+    # resumed or not, so with pin_sha256 the certificate stays
+    r = relay()
+    ob = outbox(r)
+    deliver(ob, r, 1)
+    assert cert_der(certs["server"]) not in session_der(ob)
+    assert deliver(ob, r, 2)["tls_resumed"] is True
+    good = check_pin(outbox(relay()))
+    pinned = outbox(r, relay={"pin_sha256": good})
+    deliver(pinned, r, 3)
+    assert cert_der(certs["server"]) in session_der(pinned)
+    # resumed, the certificate in the file is what the pin is checked on
+    assert deliver(pinned, r, 4)["tls_resumed"] is True
+
+
+def check_pin(ob):
+    out = ob.run(["--check-relays"]).stdout.decode()
+    return out.split("pin_sha256:   ")[1].split()[0]
 
 
 def test_verbose_says_when_a_session_was_resumed(relay, outbox):

@@ -22,11 +22,28 @@
  *
  *	To call another OpenSSL function, add one line below; the link fails
  *	until it is there.
+ *
+ *	ossl_warm() does the dearest part of the first TLS connection ahead
+ *	of time, in a thread, while the caller goes on reading and spooling
+ *	the message: loading the libraries (~1 ms of relocations),
+ *	OpenSSL's initialisation, and a first SSL_CTX_new() (~1 ms: OpenSSL
+ *	3.0 fetches every algorithm it may need then, and caches them for
+ *	the next one). The thread calls OpenSSL through its own dlsym()
+ *	pointers, never through the wrappers below, and the first wrapper
+ *	the process calls waits for it (ossl_warm_wait()), as do fork() and
+ *	exit(): OpenSSL is never used by two threads at once, and no thread
+ *	is left running where only one may be. It asks OpenSSL for no exit
+ *	handler, so none can run under it. If it fails, nothing is lost:
+ *	the first call does the work, and reports the error, as before.
  * DIAGNOSTICS
  *	If libssl.so.3 or a function in it cannot be found, outbox exits 72
  *	(EX_OSFILE) naming it; a message already committed stays queued.
  */
 #include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,12 +59,83 @@
 
 #define OSSL_SONAME	"libssl.so.3"
 
+static pthread_t warm_thread;
+static bool warm_running;	/* touched by the main thread only */
+static void *warm_lib;		/* the thread's handle, kept */
+
+/* ossl_warm_sym - name in lib, as the function pointer *fp */
+static bool ossl_warm_sym(void *lib, const char *name, void *fp)
+{
+	void *f = dlsym(lib, name);
+
+	memcpy(fp, &f, sizeof(f));
+	return f != NULL;
+}
+
+/* ossl_warm_run - the thread: load, initialise, one context */
+static void *ossl_warm_run(void *arg)
+{
+	int (*init)(uint64_t, const OPENSSL_INIT_SETTINGS *);
+	const SSL_METHOD *(*method)(void);
+	SSL_CTX *(*ctx_new)(const SSL_METHOD *);
+	void (*ctx_free)(SSL_CTX *);
+
+	(void)arg;
+	if ((warm_lib = dlopen(OSSL_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL ||
+	    !ossl_warm_sym(warm_lib, "OPENSSL_init_ssl", &init) ||
+	    !ossl_warm_sym(warm_lib, "TLS_client_method", &method) ||
+	    !ossl_warm_sym(warm_lib, "SSL_CTX_new", &ctx_new) ||
+	    !ossl_warm_sym(warm_lib, "SSL_CTX_free", &ctx_free))
+		return NULL;
+	if (init(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS |
+		 OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL) == 1)
+		ctx_free(ctx_new(method()));
+	return NULL;
+}
+
+/* ossl_warming - a warm-up thread is (or may still be) at work */
+bool ossl_warming(void)
+{
+	return warm_running;
+}
+
+/* ossl_warm_wait - the warm-up is over (or was never started) */
+void ossl_warm_wait(void)
+{
+	if (!warm_running)
+		return;
+	warm_running = false;
+	pthread_join(warm_thread, NULL);
+}
+
+/* ossl_warm - start loading OpenSSL in a thread; see above */
+void ossl_warm(void)
+{
+	static bool registered;
+	sigset_t all, old;
+
+	if (warm_running || warm_lib)
+		return;
+	if (!registered) {
+		registered = atexit(ossl_warm_wait) == 0 &&
+		    pthread_atfork(ossl_warm_wait, NULL, NULL) == 0;
+		if (!registered)
+			return;
+	}
+	sigfillset(&all);	/* signals are the main thread's */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	warm_running = pthread_create(&warm_thread, NULL, ossl_warm_run,
+				      NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* ossl_sym - the address of name in libssl or libcrypto; dies without */
 static void *ossl_sym(const char *name)
 {
 	static void *lib;
 	void *f;
 
+	ossl_warm_wait();
 	if (lib == NULL && (lib = dlopen(OSSL_SONAME, RTLD_NOW | RTLD_LOCAL)) ==
 	    NULL)
 		log_die(EX_OSFILE, "cannot load %s (OpenSSL): %s", OSSL_SONAME,
@@ -119,6 +207,8 @@ OSSL(int, BIO_free, (BIO *b), (b))
 OSSL(int, BIO_read, (BIO *b, void *d, int n), (b, d, n))
 OSSL(int, BIO_puts, (BIO *b, const char *s), (b, s))
 OSSL(long, BIO_ctrl, (BIO *b, int c, long l, void *p), (b, c, l, p))
+OSSL(int, PEM_write_bio, (BIO *b, const char *name, const char *hdr,
+			  const unsigned char *d, long n), (b, name, hdr, d, n))
 
 /* libcrypto: digests, signatures, keys, encodings */
 OSSL(const EVP_MD *, EVP_md5, (void), ())
@@ -251,6 +341,7 @@ OSSL(SSL_SESSION *, PEM_read_bio_SSL_SESSION, (BIO *b, SSL_SESSION **s,
 					       pem_password_cb *cb, void *u),
      (b, s, cb, u))
 OSSL(int, PEM_write_bio_SSL_SESSION, (BIO *b, const SSL_SESSION *s), (b, s))
+OSSL(int, i2d_SSL_SESSION, (const SSL_SESSION *s, unsigned char **p), (s, p))
 
 /* NOLINTEND(readability-inconsistent-declaration-parameter-name) */
 /* NOLINTEND(bugprone-macro-parentheses) */

@@ -9,6 +9,13 @@
  *	are called by their own names, declared by OpenSSL's headers and
  *	defined in util/ossl.c.
  *
+ *	ossl_warm() starts loading and initialising OpenSSL in a thread,
+ *	for a TLS connection to come; ossl_warming() says whether it was
+ *	started and not waited for, so that a caller can put off its first
+ *	OpenSSL call; ossl_warm_wait() waits for it, but callers need not:
+ *	OpenSSL's first use, fork() and exit() wait on their own
+ *	(util/ossl.c says how).
+ *
  *	ossl_no_passphrase() is a pem_password_cb that supplies no
  *	passphrase, so that an encrypted key (a DKIM key, a client_key)
  *	fails with an error instead of prompting on the terminal.
@@ -16,6 +23,11 @@
 #ifndef OUTBOX_OSSL_H
 #define OUTBOX_OSSL_H
 
+#include <stdbool.h>
+
+void ossl_warm(void);
+bool ossl_warming(void);
+void ossl_warm_wait(void);
 int ossl_no_passphrase(char *buf, int size, int rw, void *arg);
 
 #endif
