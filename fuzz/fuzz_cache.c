@@ -7,16 +7,20 @@
  *	The input's first byte chooses: bit 0 clear, the rest is an OAuth2
  *	token cache file; set, a TLS session file, whose first line the
  *	harness writes itself when bit 1 is set (so that the PEM after it
- *	is read), checked at a clock of 0 or, with bit 2, of 1.8e9 (2027).
- *	Either file is what a crash, a full disk or a hand edit can leave.
+ *	is read), checked at a fixed clock: with bit 2, an hour after the
+ *	seed corpus's sessions began (they are fresh), else in 2096 (every
+ *	session has expired). Either file is what a crash, a full disk or
+ *	a hand edit can leave.
  * ASSERTS
  *	TLS session file:
  *	- nothing is taken from a file whose first line is not the magic
  *	  and this key;
  *	- a session taken can be resumed and has not expired at the clock
  *	  given;
- *	- written back as tlscache_save() writes it and read again, it is
- *	  taken again and writes back the same bytes.
+ *	- written back by tlscache_pem() as tlscache_save() writes it,
+ *	  with the certificate and without, and read again, it is taken
+ *	  again and writes back the same bytes; stripped, it holds no
+ *	  certificate, and stripping it again changes nothing.
  *	OAuth2 token cache:
  *	- a cache taken has a 64-hex-digit origin, tokens of printable
  *	  ASCII without spaces, a non-negative expiry;
@@ -37,6 +41,7 @@
 #define KEY \
 	"5f3c9a0e8b7d6c5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877"
 #define HEAD	"outbox-tls-session-1 " KEY "\n"
+#define SEED_TIME	1796412219	/* when the corpus's sessions began */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -46,7 +51,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* session_pem - the file's text for s, as tlscache_save() writes it */
-static char *session_pem(SSL_SESSION *s)
+static char *session_pem(SSL_SESSION *s, bool strip)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	struct buf out = BUF_INIT(1 << 20);
@@ -54,7 +59,7 @@ static char *session_pem(SSL_SESSION *s)
 	long n;
 
 	FUZZ_ASSERT(b != NULL);
-	FUZZ_ASSERT(PEM_write_bio_SSL_SESSION(b, s) == 1);
+	FUZZ_ASSERT(tlscache_pem(s, strip, b) == 0);
 	n = BIO_get_mem_data(b, &pem);
 	FUZZ_ASSERT(n > 0);
 	FUZZ_ASSERT(buf_puts(&out, HEAD) == 0);
@@ -63,11 +68,26 @@ static char *session_pem(SSL_SESSION *s)
 	return buf_steal(&out);
 }
 
+/* check_rewrite - s written back (stripped or not) and read again */
+static void check_rewrite(SSL_SESSION *s, bool strip, time_t now)
+{
+	char *pem = session_pem(s, strip), *pem2;
+	SSL_SESSION *again = tlscache_parse(pem, KEY, now);
+
+	FUZZ_ASSERT(again != NULL);
+	if (strip)
+		FUZZ_ASSERT(SSL_SESSION_get0_peer(again) == NULL);
+	pem2 = session_pem(again, strip);
+	FUZZ_ASSERT(strcmp(pem, pem2) == 0);
+	SSL_SESSION_free(again);
+	free(pem);
+	free(pem2);
+}
+
 /* check_session - tlscache_parse() on text at now */
 static void check_session(const char *text, time_t now)
 {
-	SSL_SESSION *s = tlscache_parse(text, KEY, now), *again;
-	char *pem, *pem2;
+	SSL_SESSION *s = tlscache_parse(text, KEY, now);
 
 	if (strncmp(text, HEAD, strlen(HEAD)) != 0)
 		FUZZ_ASSERT(s == NULL);
@@ -77,15 +97,9 @@ static void check_session(const char *text, time_t now)
 	FUZZ_ASSERT(SSL_SESSION_get_time(s) <= now);
 	FUZZ_ASSERT(now - SSL_SESSION_get_time(s) <
 		    SSL_SESSION_get_timeout(s));
-	pem = session_pem(s);
-	again = tlscache_parse(pem, KEY, now);
-	FUZZ_ASSERT(again != NULL);
-	pem2 = session_pem(again);
-	FUZZ_ASSERT(strcmp(pem, pem2) == 0);
-	SSL_SESSION_free(again);
+	check_rewrite(s, false, now);
+	check_rewrite(s, true, now);
 	SSL_SESSION_free(s);
-	free(pem);
-	free(pem2);
 }
 
 /* token_ok - what the cache may hold as a token */
@@ -153,7 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							1, size - 1)) == 0);
 	FUZZ_ASSERT(buf_putc(&text, '\0') == 0);
 	if (data[0] & 1)
-		check_session(buf_str(&text), data[0] & 4 ? 1800000000 : 0);
+		check_session(buf_str(&text), data[0] & 4 ? SEED_TIME + 3600 :
+			      4000000000);
 	else
 		check_oauth2(text.data);
 	buf_free(&text);

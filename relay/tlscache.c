@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -182,39 +183,43 @@ static int der_item(const unsigned char *p, size_t n, size_t *hl, size_t *len)
  * without its [3] item, the relay's certificate, in place: a resumed
  * session does not need it, and decoding its public key is most of what
  * reading the file costs (~1 ms of OpenSSL 3.0's decoder setup, against
- * 0.04 ms without). Its new length; 0 if the layout is not as expected */
-static size_t tlscache_strip_peer(unsigned char *der, size_t n)
+ * 0.04 ms without). Its new length; 0, the DER untouched, if the layout
+ * is not as expected */
+size_t tlscache_strip_peer(unsigned char *der, size_t n)
 {
-	size_t hl, len, w, k;
-	unsigned char head[6];
+	size_t hl, len, w = 0, k;
+	unsigned char *body;
 
 	if (der_item(der, n, &hl, &len) < 0 || der[0] != 0x30 ||
 	    hl + len != n)
 		return 0;
-	w = hl;
+	body = xmalloc(len + 1);
 	for (size_t r = hl; r < n; r += k) {
 		size_t ihl, ilen;
 
-		if (der_item(der + r, n - r, &ihl, &ilen) < 0)
+		if (der_item(der + r, n - r, &ihl, &ilen) < 0) {
+			free(body);
 			return 0;
+		}
 		k = ihl + ilen;
-		if (der[r] != 0xa3)	/* [3] EXPLICIT Certificate */
-			memmove(der + w, der + r, k), w += k;
+		if (der[r] != 0xa3) {	/* [3] EXPLICIT Certificate */
+			memcpy(body + w, der + r, k);
+			w += k;
+		}
 	}
-	len = w - hl;
-	head[0] = 0x30;
-	k = len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : 5;
-	head[1] = (unsigned char)(k == 2 ? len : 0x80 | (k - 2));
+	k = w < 0x80 ? 2 : w < 0x100 ? 3 : w < 0x10000 ? 4 : 5;
+	der[0] = 0x30;
+	der[1] = (unsigned char)(k == 2 ? w : 0x80 | (k - 2));
 	for (size_t i = 2; i < k; i++)
-		head[i] = (unsigned char)(len >> 8 * (k - 1 - i));
-	memmove(der + k, der + hl, len);
-	memcpy(der, head, k);
-	return k + len;
+		der[i] = (unsigned char)(w >> 8 * (k - 1 - i));
+	memcpy(der + k, body, w);	/* k + w <= n: it only shrank */
+	explicit_bzero(body, w);	/* it holds the secret */
+	free(body);
+	return k + w;
 }
 
-/* tlscache_pem - the session as the file's PEM, into b: without the
- * certificate unless a pin must be checked against it on resumption */
-static int tlscache_pem(const struct conf_relay *rc, SSL_SESSION *s, BIO *b)
+/* tlscache_pem - the session as the file's PEM, into b */
+int tlscache_pem(SSL_SESSION *s, bool strip, BIO *b)
 {
 	unsigned char *der = NULL;
 	int n = i2d_SSL_SESSION(s, &der), rv;
@@ -222,10 +227,10 @@ static int tlscache_pem(const struct conf_relay *rc, SSL_SESSION *s, BIO *b)
 
 	if (n <= 0)
 		return -1;
-	k = rc->pin_sha256 ? (size_t)n : tlscache_strip_peer(der, (size_t)n);
+	k = strip ? tlscache_strip_peer(der, (size_t)n) : 0;
 	rv = PEM_write_bio(b, PEM_STRING_SSL_SESSION, "", der,
 			   (long)(k ? k : (size_t)n)) > 0 ? 0 : -1;
-	OPENSSL_free(der);
+	OPENSSL_clear_free(der, (size_t)n);	/* it holds the secret */
 	return rv;
 }
 
@@ -267,7 +272,8 @@ void tlscache_save(const struct conf_relay *rc, int dirfd)
 		BIO_puts(b, TLSCACHE_MAGIC " ");
 		BIO_puts(b, tlscache[i].key);
 		BIO_puts(b, "\n");
-		if (tlscache_pem(rc, tlscache[i].s, b) == 0 &&
+		if (tlscache_pem(tlscache[i].s, rc->pin_sha256 == NULL, b) ==
+		    0 &&
 		    (n = BIO_get_mem_data(b, &pem)) > 0 && n < TLSCACHE_MAX)
 			tlscache_write(rc, dirfd, pem, (size_t)n);
 		SSL_SESSION_free(tlscache[i].saved);

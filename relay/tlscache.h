@@ -9,6 +9,7 @@
  *	tlscache_save(rc, spool_dirfd);		// when the session changed
  *
  *	SSL_SESSION *s = tlscache_parse(text, key, time(NULL));
+ *	tlscache_pem(s, strip, bio);
  * DESCRIPTION
  *	A resumed TLS session skips the relay's certificate, its signature
  *	and our verification of the chain: the dearest part of a delivery
@@ -34,6 +35,13 @@
  *	this key (64 hex digits) and the PEM after it holds a session that
  *	can be resumed, began at or before now and has not expired; NULL
  *	otherwise. The caller frees it (SSL_SESSION_free).
+ *
+ *	tlscache_pem() appends the session's PEM, as the file holds it
+ *	after its first line, to a memory BIO: with strip, without the
+ *	relay's certificate (tlscache_strip_peer() takes the [3] item out
+ *	of the session's DER; 0 if the DER is not laid out as expected,
+ *	and then the certificate stays). Both are exported for the fuzzing
+ *	harness (fuzz/fuzz_cache.c).
  * DIAGNOSTICS
  *	None: without a usable session the handshake is simply a full one.
  */
@@ -41,6 +49,8 @@
 #define OUTBOX_TLSCACHE_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "conf/conf.h"
@@ -48,5 +58,7 @@
 SSL_SESSION **tlscache_slot(const struct conf_relay *, int dirfd);
 void tlscache_save(const struct conf_relay *, int dirfd);
 SSL_SESSION *tlscache_parse(const char *text, const char *key, time_t now);
+int tlscache_pem(SSL_SESSION *, bool strip, BIO *);
+size_t tlscache_strip_peer(unsigned char *der, size_t n);
 
 #endif

@@ -6,7 +6,8 @@
  *	established OpenSSL session: protocol version, cipher, and the
  *	peer certificate's subject, issuer, expiry and public key pin (the
  *	base64 SHA-256 of its SubjectPublicKeyInfo, the value pin_sha256
- *	takes). tls_pin() computes that pin alone, for conn.c's check.
+ *	takes). tls_pin() computes that pin alone, of the verified
+ *	certificate only, for conn.c's check.
  *
  *	After a handshake that verification refused, OpenSSL keeps no peer
  *	certificate, but the chain the relay sent is still in the session:
@@ -65,10 +66,9 @@ static X509 *tls_peer(SSL *ssl)
 	return cert;
 }
 
-/* tls_pin - base64 SHA-256 of the peer's SubjectPublicKeyInfo */
-int tls_pin(SSL *ssl, char *out, size_t len)
+/* tls_cert_pin - base64 SHA-256 of cert's SubjectPublicKeyInfo */
+static int tls_cert_pin(X509 *cert, char *out, size_t len)
 {
-	X509 *cert = tls_peer(ssl);
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	int n = cert ? i2d_PUBKEY(X509_get0_pubkey(cert), &der) : -1;
@@ -81,26 +81,37 @@ int tls_pin(SSL *ssl, char *out, size_t len)
 		rv = 0;
 	}
 	OPENSSL_free(der);
+	return rv;
+}
+
+/* tls_pin - the pin of the session's verified peer certificate (never of
+ * one that verification refused: this is what pin_sha256 is held to) */
+int tls_pin(SSL *ssl, char *out, size_t len)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	int rv = tls_cert_pin(cert, out, len);
+
 	X509_free(cert);
 	return rv;
 }
 
-/* tls_describe - the TLS facts of the session, as far as known */
+/* tls_describe - the TLS facts of the session, as far as known: after
+ * a handshake that failed before the relay's certificate came, none */
 void tls_describe(SSL *ssl, struct relay_info *i)
 {
 	const SSL_CIPHER *cipher;
 	X509 *cert;
 
+	if ((cert = tls_peer(ssl)) == NULL)
+		return;
 	snprintf(i->tls_version, sizeof(i->tls_version), "%s",
 		 SSL_get_version(ssl));
 	if ((cipher = SSL_get_current_cipher(ssl)) != NULL)
 		snprintf(i->cipher, sizeof(i->cipher), "%s",
 			 SSL_CIPHER_get_name(cipher));
-	if ((cert = tls_peer(ssl)) == NULL)
-		return;
 	tls_name(X509_get_subject_name(cert), i->subject, sizeof(i->subject));
 	tls_name(X509_get_issuer_name(cert), i->issuer, sizeof(i->issuer));
 	tls_expiry(cert, i->expires, sizeof(i->expires));
-	tls_pin(ssl, i->pin, sizeof(i->pin));
+	tls_cert_pin(cert, i->pin, sizeof(i->pin));
 	X509_free(cert);
 }

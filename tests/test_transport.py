@@ -484,3 +484,25 @@ def test_sigterm_stops_the_runner_and_its_workers(relay, outbox):
     queued = [f for f in ob.queue_files() if not f.endswith(".st")]
     assert len(queued) + sent == 200     # nothing lost, nothing sent twice
     assert len({m["data"] for m in r.messages}) == sent
+
+
+# -- OpenSSL is loaded on first use ------------------------------------------
+
+def test_without_libssl_the_exit_is_72_and_the_mail_stays_queued(relay, outbox, tmp_path):
+    # the warm-up thread fails to load it too: the first real use says
+    # so, after the commit, and nothing reaches the relay
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    (libdir / "libssl.so.3").write_bytes(b"not a shared library\n")
+    r = relay()
+    ob = outbox(r)
+    res = send(ob, env={"LD_LIBRARY_PATH": str(libdir)})
+    assert res.returncode == 72, res.stderr
+    assert b"cannot load libssl.so.3" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert r.messages == [] and len(ob.queue_files()) == 1
+    # queueing needs no OpenSSL; the flush with it delivers both
+    assert send(ob, "-odq", "bob@example.org",
+                env={"LD_LIBRARY_PATH": str(libdir)}).returncode == 0
+    assert ob.run(["-q"]).returncode == 0
+    assert len(r.wait_for(2)) == 2 and ob.queue_files() == []

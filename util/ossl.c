@@ -42,6 +42,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <openssl/err.h>
@@ -60,7 +61,8 @@
 #define OSSL_SONAME	"libssl.so.3"
 
 static pthread_t warm_thread;
-static bool warm_running;	/* touched by the main thread only */
+static bool warm_running;	/* started, not joined: the main thread's */
+static atomic_bool warm_done;	/* the thread has finished its work */
 static void *warm_lib;		/* the thread's handle, kept */
 
 /* ossl_warm_sym - name in lib, as the function pointer *fp */
@@ -85,18 +87,21 @@ static void *ossl_warm_run(void *arg)
 	    !ossl_warm_sym(warm_lib, "OPENSSL_init_ssl", &init) ||
 	    !ossl_warm_sym(warm_lib, "TLS_client_method", &method) ||
 	    !ossl_warm_sym(warm_lib, "SSL_CTX_new", &ctx_new) ||
-	    !ossl_warm_sym(warm_lib, "SSL_CTX_free", &ctx_free))
+	    !ossl_warm_sym(warm_lib, "SSL_CTX_free", &ctx_free)) {
+		atomic_store(&warm_done, true);	/* the first call will say */
 		return NULL;
+	}
 	if (init(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS |
 		 OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL) == 1)
 		ctx_free(ctx_new(method()));
+	atomic_store(&warm_done, true);
 	return NULL;
 }
 
-/* ossl_warming - a warm-up thread is (or may still be) at work */
+/* ossl_warming - the warm-up thread is still at work */
 bool ossl_warming(void)
 {
-	return warm_running;
+	return warm_running && !atomic_load(&warm_done);
 }
 
 /* ossl_warm_wait - the warm-up is over (or was never started) */
@@ -111,11 +116,12 @@ void ossl_warm_wait(void)
 /* ossl_warm - start loading OpenSSL in a thread; see above */
 void ossl_warm(void)
 {
-	static bool registered;
+	static bool registered, tried;
 	sigset_t all, old;
 
-	if (warm_running || warm_lib)
+	if (tried)
 		return;
+	tried = true;
 	if (!registered) {
 		registered = atexit(ossl_warm_wait) == 0 &&
 		    pthread_atfork(ossl_warm_wait, NULL, NULL) == 0;
@@ -195,6 +201,8 @@ int ossl_no_passphrase(char *buf, int size, int rw, void *arg)
 
 /* libcrypto: memory, errors, BIO */
 OSSL_VOID(CRYPTO_free, (void *p, const char *f, int l), (p, f, l))
+OSSL_VOID(CRYPTO_clear_free, (void *p, size_t n, const char *f, int l),
+	  (p, n, f, l))
 OSSL(void *, CRYPTO_memdup, (const void *s, size_t n, const char *f, int l),
      (s, n, f, l))
 OSSL_VOID(ERR_clear_error, (void), ())
@@ -335,6 +343,7 @@ OSSL_VOID(SSL_SESSION_free, (SSL_SESSION *s), (s))
 OSSL(int, SSL_SESSION_up_ref, (SSL_SESSION *s), (s))
 OSSL(SSL_SESSION *, SSL_SESSION_dup, (const SSL_SESSION *s), (s))
 OSSL(int, SSL_SESSION_is_resumable, (const SSL_SESSION *s), (s))
+OSSL(X509 *, SSL_SESSION_get0_peer, (SSL_SESSION *s), (s))
 OSSL(long, SSL_SESSION_get_time, (const SSL_SESSION *s), (s))
 OSSL(long, SSL_SESSION_get_timeout, (const SSL_SESSION *s), (s))
 OSSL(SSL_SESSION *, PEM_read_bio_SSL_SESSION, (BIO *b, SSL_SESSION **s,

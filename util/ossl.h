@@ -10,9 +10,9 @@
  *	defined in util/ossl.c.
  *
  *	ossl_warm() starts loading and initialising OpenSSL in a thread,
- *	for a TLS connection to come; ossl_warming() says whether it was
- *	started and not waited for, so that a caller can put off its first
- *	OpenSSL call; ossl_warm_wait() waits for it, but callers need not:
+ *	for a TLS connection to come; ossl_warming() says whether it is
+ *	still at work, so that a caller can put off its first OpenSSL call
+ *	rather than wait; ossl_warm_wait() waits for it, but callers need not:
  *	OpenSSL's first use, fork() and exit() wait on their own
  *	(util/ossl.c says how).
  *
