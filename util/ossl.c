@@ -105,7 +105,7 @@ bool ossl_warming(void)
 }
 
 /* ossl_warm_wait - the warm-up is over (or was never started) */
-void ossl_warm_wait(void)
+static void ossl_warm_wait(void)
 {
 	if (!warm_running)
 		return;
@@ -116,18 +116,15 @@ void ossl_warm_wait(void)
 /* ossl_warm - start loading OpenSSL in a thread; see above */
 void ossl_warm(void)
 {
-	static bool registered, tried;
+	static bool tried;
 	sigset_t all, old;
 
 	if (tried)
 		return;
 	tried = true;
-	if (!registered) {
-		registered = atexit(ossl_warm_wait) == 0 &&
-		    pthread_atfork(ossl_warm_wait, NULL, NULL) == 0;
-		if (!registered)
-			return;
-	}
+	if (atexit(ossl_warm_wait) != 0 ||
+	    pthread_atfork(ossl_warm_wait, NULL, NULL) != 0)
+		return;		/* no thread without its waits */
 	sigfillset(&all);	/* signals are the main thread's */
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	warm_running = pthread_create(&warm_thread, NULL, ossl_warm_run,

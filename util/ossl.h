@@ -10,11 +10,10 @@
  *	defined in util/ossl.c.
  *
  *	ossl_warm() starts loading and initialising OpenSSL in a thread,
- *	for a TLS connection to come; ossl_warming() says whether it is
- *	still at work, so that a caller can put off its first OpenSSL call
- *	rather than wait; ossl_warm_wait() waits for it, but callers need not:
- *	OpenSSL's first use, fork() and exit() wait on their own
- *	(util/ossl.c says how).
+ *	for a TLS connection to come; OpenSSL's first use, fork() and exit()
+ *	wait for it on their own (util/ossl.c says how). ossl_warming() says
+ *	whether it is still at work, so that a caller can put off its first
+ *	OpenSSL call rather than wait.
  *
  *	ossl_no_passphrase() is a pem_password_cb that supplies no
  *	passphrase, so that an encrypted key (a DKIM key, a client_key)
@@ -27,7 +26,6 @@
 
 void ossl_warm(void);
 bool ossl_warming(void);
-void ossl_warm_wait(void);
 int ossl_no_passphrase(char *buf, int size, int rw, void *arg);
 
 #endif
